@@ -1,0 +1,1 @@
+"""cvae-lightning: a convolutional VAE for MNIST-style images (Lightning + Hydra)."""

@@ -1,0 +1,168 @@
+"""LightningDataModule for MNIST-style images, served in batches straight from a uint8 tensor."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import torch
+
+from cvae_lightning.datasets import dataset_class, ensure_resized, load_resized
+
+
+class TensorBatches:
+    """Batches of (images uint8, labels) drawn from tensors that may live on the GPU.
+
+    Replaces a DataLoader: indexing one tensor per batch costs microseconds, where a per-image
+    Dataset + collate costs milliseconds. The shuffle order of epoch e depends only on (seed, e),
+    and the position inside the epoch is part of `state_dict`, so a resumed run sees the same
+    batches as an uninterrupted one. Under DDP each rank takes a disjoint stride of the order.
+    """
+
+    def __init__(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        batch_size: int,
+        shuffle: bool,
+        drop_last: bool,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+    ):
+        self.images, self.labels = images, labels
+        self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
+        self.seed, self.rank, self.world_size = seed, rank, world_size
+        self.epoch = 0
+        self._start = 0  # batches of the current epoch already served (for resume)
+
+    def _per_rank(self) -> int:
+        return len(self.images) // self.world_size
+
+    def __len__(self) -> int:
+        n = self._per_rank()
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def _order(self) -> torch.Tensor:
+        n = len(self.images)
+        if self.shuffle:
+            g = torch.Generator().manual_seed(self.seed + self.epoch)
+            order = torch.randperm(n, generator=g)
+        else:
+            order = torch.arange(n)
+        order = order[self.rank : self._per_rank() * self.world_size : self.world_size]
+        return order.to(self.images.device, non_blocking=True)
+
+    def __iter__(self):
+        order, start = self._order(), self._start
+        self._start = 0
+        for b in range(start, len(self)):
+            self._position = b + 1
+            idx = order[b * self.batch_size : (b + 1) * self.batch_size]
+            yield self.images[idx], self.labels[idx]
+        self.epoch += 1
+        self._position = 0
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self.epoch, "position": getattr(self, "_position", 0)}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.epoch, self._start = state["epoch"], state["position"]
+
+
+class MNISTDataModule(L.LightningDataModule):
+    """MNIST-style data resized to `image_size` (aspect kept), pixels in [0, 1] on the device.
+
+    Batches leave the loader as uint8 and become float in `on_after_batch_transfer`, so a host
+    to device copy moves a quarter of the bytes.
+    """
+
+    def __init__(
+        self,
+        name: str = "mnist",
+        root: str = "data",
+        image_size: int = 64,
+        channels: int = 1,
+        batch_size: int = 128,
+        val_batch_size: int = 128,
+        limit: int | None = None,
+        on_device: bool | str = "auto",
+        cache_dir: str | None = None,
+        verify: bool = True,
+        seed: int = 0,
+    ):
+        super().__init__()
+        dataset_class(name)  # refuse an unknown name before any work
+        self.save_hyperparameters()
+        self.train_data: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.val_data: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def _source(self, train: bool) -> tuple:
+        hp = self.hparams
+        return hp.root, hp.name, train, hp.image_size, hp.cache_dir, hp.verify
+
+    def _load(self, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        return load_resized(*self._source(train))
+
+    def prepare_data(self) -> None:
+        # Once per node, before setup: unpack, check and cache, so the ranks only read.
+        ensure_resized(*self._source(train=True))
+        ensure_resized(*self._source(train=False))
+
+    def _device(self) -> torch.device:
+        on_device, trainer = self.hparams.on_device, self.trainer
+        device = trainer.strategy.root_device if trainer is not None else torch.device("cpu")
+        if on_device == "auto":
+            on_device = device.type == "cuda"
+        return device if on_device else torch.device("cpu")
+
+    def setup(self, stage: str | None = None) -> None:
+        device = self._device()
+        if self.train_data is None and stage in (None, "fit"):
+            images, labels = self._load(train=True)
+            if self.hparams.limit:
+                images, labels = images[: self.hparams.limit], labels[: self.hparams.limit]
+            self.train_data = (images.to(device), labels.to(device))
+        if self.val_data is None:
+            images, labels = self._load(train=False)
+            self.val_data = (images.to(device), labels.to(device))
+
+    def _rank_world(self) -> tuple[int, int]:
+        t = self.trainer
+        return (t.global_rank, t.world_size) if t is not None else (0, 1)
+
+    def train_dataloader(self) -> TensorBatches:
+        rank, world = self._rank_world()
+        return TensorBatches(
+            *self.train_data,
+            batch_size=self.hparams.batch_size,
+            shuffle=True,
+            drop_last=True,
+            seed=self.hparams.seed,
+            rank=rank,
+            world_size=world,
+        )
+
+    def _eval_batches(self) -> TensorBatches:
+        rank, world = self._rank_world()
+        return TensorBatches(
+            *self.val_data,
+            batch_size=self.hparams.val_batch_size,
+            shuffle=False,
+            drop_last=False,
+            rank=rank,
+            world_size=world,
+        )
+
+    val_dataloader = _eval_batches
+    test_dataloader = _eval_batches
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        images, labels = batch
+        return images.float().div_(255), labels
+
+    def fixed_val_images(self, n: int) -> torch.Tensor:
+        """The first n test images as floats in [0, 1] (for pictures that compare across epochs)."""
+        if self.val_data is None:
+            self.setup("validate")
+        return self.val_data[0][:n].float().div(255)

@@ -1,0 +1,127 @@
+"""The convolutional VAE of the reference recipe, in plain PyTorch (no Lightning, no Hydra)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+# The reference clamps logvar so exp() neither overflows nor collapses to zero.
+LOGVAR_MIN, LOGVAR_MAX = -20.0, 10.0
+LEAKY_SLOPE = 0.01
+
+
+def check_architecture(latent: int, max_filters: int, image_size: int, channels: int) -> None:
+    """Refuse sizes the architecture cannot take, naming the key and what is allowed."""
+    if latent < 1:
+        raise ValueError(f"model.latent={latent} is invalid: the latent size must be >= 1")
+    if max_filters < 4 or max_filters % 4:
+        raise ValueError(
+            f"model.max_filters={max_filters} is invalid: it must be a positive multiple of 4"
+        )
+    if image_size < 8 or image_size % 8:
+        raise ValueError(
+            f"data.image_size={image_size} is invalid: it must be a positive multiple of 8 "
+            "(the encoder halves it three times)"
+        )
+    if channels < 1:
+        raise ValueError(f"model.channels={channels} is invalid: it must be >= 1")
+
+
+def conv_bn_act(c_in: int, c_out: int, stride: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_out, kernel_size=3, stride=stride, padding=1),
+        nn.BatchNorm2d(c_out),
+        nn.LeakyReLU(LEAKY_SLOPE),
+    )
+
+
+class Encoder(nn.Module):
+    """x (B, C, S, S) in [0, 1] -> (mu, logvar), each (B, latent); logvar already clamped."""
+
+    def __init__(self, latent: int, max_filters: int, image_size: int, channels: int):
+        super().__init__()
+        f = max_filters
+        self.features = nn.Sequential(
+            conv_bn_act(channels, f // 4, stride=2),
+            conv_bn_act(f // 4, f // 2, stride=2),
+            conv_bn_act(f // 2, f, stride=2),
+            nn.Flatten(),
+        )
+        flat = f * (image_size // 8) ** 2
+        self.mu = nn.Linear(flat, latent)
+        self.logvar = nn.Linear(flat, latent)
+        # The reference initialises both heads' biases to zero.
+        nn.init.zeros_(self.mu.bias)
+        nn.init.zeros_(self.logvar.bias)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.features(x)
+        return self.mu(h), self.logvar(h).clamp(LOGVAR_MIN, LOGVAR_MAX)
+
+
+class Decoder(nn.Module):
+    """z (B, latent) -> x_rec (B, C, S, S) in (0, 1)."""
+
+    def __init__(self, latent: int, max_filters: int, image_size: int, channels: int):
+        super().__init__()
+        f, s = max_filters, image_size // 8
+        self.shape = (f, s, s)
+        self.linear = nn.Linear(latent, f * s * s)
+        self.up = nn.Sequential(
+            nn.Upsample(scale_factor=2, mode="nearest"),
+            conv_bn_act(f, f // 2, stride=1),
+            nn.Upsample(scale_factor=2, mode="nearest"),
+            conv_bn_act(f // 2, f // 4, stride=1),
+            nn.Upsample(scale_factor=2, mode="nearest"),
+            nn.Conv2d(f // 4, channels, kernel_size=3, padding=1),
+            nn.Sigmoid(),
+        )
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.up(self.linear(z).view(-1, *self.shape))
+
+
+def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """z = mu + sigma * eps with eps ~ N(0, I), differentiable in mu and logvar."""
+    return mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+
+
+class CVAE(nn.Module):
+    """Encoder + decoder; forward returns (x_rec, mu, logvar)."""
+
+    def __init__(
+        self, latent: int = 8, max_filters: int = 64, image_size: int = 64, channels: int = 1
+    ):
+        super().__init__()
+        check_architecture(latent, max_filters, image_size, channels)
+        self.latent = latent
+        self.encoder = Encoder(latent, max_filters, image_size, channels)
+        self.decoder = Decoder(latent, max_filters, image_size, channels)
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Sample z from q(z|x); returns (z, mu, logvar)."""
+        mu, logvar = self.encoder(x)
+        return reparameterize(mu, logvar), mu, logvar
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decoder(z)
+
+    @torch.no_grad()
+    def sample(
+        self,
+        n: int,
+        temperature: float = 1.0,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Decode n draws of z ~ N(0, temperature^2 I)."""
+        device = next(self.parameters()).device
+        z = torch.randn(n, self.latent, generator=generator, device="cpu").to(device)
+        return self.decode(z * temperature)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        z, mu, logvar = self.encode(x)
+        return self.decode(z), mu, logvar
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -1,0 +1,94 @@
+"""LightningModule: the CVAE, its MSE-plus-KL objective, per-image metrics and the optimizer."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+import lightning as L
+import torch
+from torchmetrics import MeanMetric, MetricCollection
+
+from cvae_lightning.losses import kl_divergence, reconstruction_loss
+from cvae_lightning.model import CVAE
+
+OptimizerFactory = Callable[[Iterable[torch.nn.Parameter]], torch.optim.Optimizer]
+TERMS = ("loss", "recon", "kl")
+
+
+def _per_image_means(prefix: str) -> MetricCollection:
+    return MetricCollection({t: MeanMetric() for t in TERMS}, prefix=prefix)
+
+
+class CVAEModule(L.LightningModule):
+    """Trains `CVAE` on the summed objective of the reference; reports every term per image.
+
+    Metrics accumulate on the device (torchmetrics) and are read once per epoch, so the
+    training loop never waits on the GPU.
+    """
+
+    def __init__(
+        self,
+        latent: int = 8,
+        max_filters: int = 64,
+        image_size: int = 64,
+        channels: int = 1,
+        optimizer: OptimizerFactory | None = None,
+        channels_last: bool = False,
+        compile: bool | str = False,
+    ):
+        super().__init__()
+        # The optimizer factory is a Hydra partial: kept out of the checkpoint's hparams so a
+        # checkpoint holds only plain values and loads with weights_only=True.
+        self.save_hyperparameters(ignore=["optimizer"])
+        self.optimizer = optimizer
+        self.model = CVAE(latent, max_filters, image_size, channels)
+        self.train_metrics = _per_image_means("train/")
+        self.val_metrics = _per_image_means("val/")
+        self.test_metrics = _per_image_means("test/")
+        if channels_last:
+            self.model.to(memory_format=torch.channels_last)
+
+    def configure_model(self) -> None:
+        mode = self.hparams.compile
+        if mode and not getattr(self, "_compiled", False):
+            # nn.Module.compile keeps parameter names, so checkpoints stay compatible.
+            self.model.compile(mode=None if mode is True else mode)
+            self._compiled = True
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return self.model(x)
+
+    def objective(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Summed loss terms over the batch (what the reference optimises)."""
+        x_rec, mu, logvar = self.model(x)
+        recon = reconstruction_loss(x_rec, x)
+        kl = kl_divergence(mu, logvar)
+        return {"loss": recon + kl, "recon": recon, "kl": kl}
+
+    def _step(self, batch, metrics: MetricCollection) -> dict[str, torch.Tensor]:
+        x = batch[0]
+        if self.hparams.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        terms = self.objective(x)
+        n = x.shape[0]
+        for t in TERMS:
+            metrics[t].update(terms[t].detach() / n, weight=n)
+        return terms
+
+    def training_step(self, batch, batch_idx: int) -> dict[str, torch.Tensor]:
+        terms = self._step(batch, self.train_metrics)
+        self.log_dict(self.train_metrics, on_step=False, on_epoch=True)
+        return terms
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        self._step(batch, self.val_metrics)
+        self.log_dict(self.val_metrics, on_step=False, on_epoch=True, prog_bar=True)
+
+    def test_step(self, batch, batch_idx: int) -> None:
+        self._step(batch, self.test_metrics)
+        self.log_dict(self.test_metrics, on_step=False, on_epoch=True)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        if self.optimizer is None:
+            raise ValueError("CVAEModule needs an optimizer factory (model.optimizer) to train")
+        return self.optimizer(params=self.parameters())

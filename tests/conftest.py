@@ -1,0 +1,83 @@
+"""Shared fixtures: the real Hydra config, composed and shrunk to run in seconds on a CPU."""
+
+from __future__ import annotations
+
+import gzip
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig, open_dict
+
+from cvae_lightning.training import PROJECT_ROOT
+
+CONF = str(PROJECT_ROOT / "conf")
+
+# Tiny but real (conf/debug/tiny.yaml): 16px images, 16 filters, 2 epochs of 8 batches.
+TINY = ["debug=tiny"]
+
+
+def compose_config(*overrides: str) -> DictConfig:
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        return compose("train", overrides=list(overrides))
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory) -> Path:
+    """One resized-data cache for the whole session, outside the project."""
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture
+def tiny_cfg(tmp_path, cache_dir) -> DictConfig:
+    cfg = compose_config(*TINY, f"data.cache_dir={cache_dir}")
+    with open_dict(cfg):
+        cfg.paths.output = str(tmp_path / "run")
+    cfg.trainer.enable_progress_bar = False
+    return cfg
+
+
+def write_idx(path: Path, array: np.ndarray) -> None:
+    """Write `array` (uint8) as a gzipped idx file, the format of MNIST's originals."""
+    magic = 0x0800 | array.ndim
+    header = struct.pack(">I", magic) + b"".join(struct.pack(">I", d) for d in array.shape)
+    with gzip.open(path, "wb") as f:
+        f.write(header + array.astype(np.uint8).tobytes())
+
+
+@pytest.fixture
+def tiny_mnist(tmp_path) -> Path:
+    """A fake MNIST root: 300 train and 100 test 28x28 images whose brightness encodes the index."""
+    raw = tmp_path / "tiny" / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for split, n in (("train", 300), ("t10k", 100)):
+        images = np.zeros((n, 28, 28), dtype=np.uint8)
+        images[:, 10:18, 10:18] = (np.arange(n) % 250 + 1)[:, None, None]
+        write_idx(raw / f"{split}-images-idx3-ubyte.gz", images)
+        write_idx(raw / f"{split}-labels-idx1-ubyte.gz", np.arange(n) % 10)
+    return tmp_path / "tiny"
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory, cache_dir):
+    """One tiny training run shared by the tests that inspect what a run writes."""
+    from cvae_lightning.training import train
+
+    out = tmp_path_factory.mktemp("trained")
+    cfg = compose_config(*TINY, "trainer.max_epochs=3", f"data.cache_dir={cache_dir}")
+    with open_dict(cfg):
+        cfg.paths.output = str(out)
+    cfg.trainer.enable_progress_bar = False
+    metrics = train(cfg)
+    return cfg, metrics, out
+
+
+def read_events(run_dir: Path):
+    """The TensorBoard event data of a run, as TensorBoard itself reads it."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"images": 0, "scalars": 0})
+    acc.Reload()
+    return acc

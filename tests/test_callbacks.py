@@ -1,0 +1,50 @@
+from conftest import read_events
+from PIL import Image
+
+
+def test_grids_are_saved_per_epoch_and_combined_at_the_end(trained_run):
+    _, _, out = trained_run
+    images = out / "images"
+    for epoch in (1, 2, 3):
+        for kind in ("recon", "samples"):
+            with Image.open(images / f"{kind}_epoch{epoch:03d}.png") as im:
+                # 16 images of 16px in 2 rows: 8 columns.
+                assert im.size == (8 * 16, 2 * 16)
+    with Image.open(images / "final.png") as im:
+        # reconstructions (2 rows), a blank row, samples (2 rows)
+        assert im.size == (8 * 16, 5 * 16)
+        blank = im.convert("L").crop((0, 2 * 16, 8 * 16, 3 * 16))
+        assert blank.getextrema() == (0, 0)
+
+
+def test_grids_are_in_the_tensorboard_event_file(trained_run):
+    _, _, out = trained_run
+    events = read_events(out)
+    tags = events.Tags()["images"]
+    for tag in ("images/reconstructions", "images/samples", "images/originals", "images/final"):
+        assert tag in tags
+    recon = events.Images("images/reconstructions")
+    assert [e.step for e in recon] == [0, 1, 2]
+    assert (recon[0].width, recon[0].height) == (8 * 16, 2 * 16)
+
+
+def test_samples_use_the_same_z_every_epoch(trained_run):
+    from cvae_lightning.callbacks import ImageGridLogger
+
+    a, b = ImageGridLogger("x", n=16, rows=2, seed=0), ImageGridLogger("y", n=16, rows=2, seed=0)
+
+    class FakeModule:
+        class model:
+            latent = 8
+
+    class FakeTrainer:
+        class datamodule:
+            @staticmethod
+            def fixed_val_images(n):
+                import torch
+
+                return torch.zeros(n, 1, 16, 16)
+
+    a.on_fit_start(FakeTrainer, FakeModule)
+    b.on_fit_start(FakeTrainer, FakeModule)
+    assert (a.z == b.z).all()

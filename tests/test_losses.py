@@ -1,0 +1,26 @@
+import math
+
+import pytest
+import torch
+
+from cvae_lightning.losses import kl_divergence, reconstruction_loss
+
+
+def test_reconstruction_is_summed_squared_error():
+    x = torch.tensor([[0.0, 1.0], [0.5, 0.25]])
+    x_rec = torch.tensor([[0.5, 1.0], [0.0, 0.75]])
+    assert reconstruction_loss(x_rec, x).item() == pytest.approx(0.25 + 0 + 0.25 + 0.25)
+
+
+def test_kl_matches_hand_sum():
+    mu = torch.tensor([[1.0, 0.0], [0.5, -2.0]])
+    logvar = torch.tensor([[0.0, math.log(2.0)], [-1.0, 0.0]])
+    hand = sum(
+        -0.5 * (1 + lv - m**2 - math.exp(lv))
+        for m, lv in zip(mu.flatten().tolist(), logvar.flatten().tolist(), strict=True)
+    )
+    assert kl_divergence(mu, logvar).item() == pytest.approx(hand)
+
+
+def test_kl_is_zero_at_the_prior():
+    assert kl_divergence(torch.zeros(3, 8), torch.zeros(3, 8)).item() == 0.0

@@ -1,0 +1,43 @@
+import pytest
+import torch
+from conftest import read_events
+
+
+def test_loss_drops(trained_run):
+    _, _, out = trained_run
+    losses = [e.value for e in read_events(out).Scalars("train/loss")]
+    assert len(losses) == 3
+    assert losses[-1] < 0.8 * losses[0]
+
+
+def test_returns_per_image_metrics(trained_run):
+    _, metrics, _ = trained_run
+    for key in ("train/loss", "train/recon", "train/kl", "val/loss", "val/recon", "val/kl"):
+        assert key in metrics
+    assert metrics["val/loss"] == pytest.approx(metrics["val/recon"] + metrics["val/kl"], rel=1e-4)
+    # 16x16 pixels in [0, 1]: a per-image squared error can never exceed 256.
+    assert 0 < metrics["val/recon"] < 256
+
+
+def test_run_dir_holds_config_logs_and_checkpoints(trained_run):
+    cfg, metrics, out = trained_run
+    assert "max_filters: 16" in (out / "config.yaml").read_text()
+    assert "${" not in (out / "config.yaml").read_text()  # resolved
+    ckpts = out / "checkpoints"
+    assert (ckpts / "last.ckpt").is_file()
+    best = [p for p in ckpts.glob("best-*.ckpt")]
+    assert len(best) == 1
+    state = torch.load(best[0], map_location="cpu", weights_only=True)
+    assert state["hyper_parameters"]["max_filters"] == 16
+    assert list(state["state_dict"])[0].startswith("model.encoder")
+    assert {"val/loss", "val/recon", "val/kl"} <= set(read_events(out).Tags()["scalars"])
+
+
+def test_test_split_evaluation(tiny_cfg):
+    from cvae_lightning.training import train
+
+    tiny_cfg.test = True
+    tiny_cfg.trainer.max_epochs = 1
+    tiny_cfg.trainer.limit_test_batches = 2
+    metrics = train(tiny_cfg)
+    assert metrics["test/loss"] == pytest.approx(metrics["test/recon"] + metrics["test/kl"], 1e-4)

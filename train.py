@@ -1,0 +1,18 @@
+"""Train the CVAE: `uv run train.py [key=value ...]` (see conf/ and README.md)."""
+
+import hydra
+from omegaconf import DictConfig
+
+from cvae_lightning.cli import exit_on_user_error
+from cvae_lightning.training import train
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    metrics = exit_on_user_error(train, cfg)
+    # Sweepers (Optuna, ...) optimise what main returns.
+    return metrics.get(cfg.get("optimized_metric"))
+
+
+if __name__ == "__main__":
+    main()
