@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -18,6 +19,16 @@ from cvae_lightning.model import count_parameters
 log = logging.getLogger(__name__)
 
 
+def seconds_since_process_start() -> float | None:
+    """Wall time since this process started (Linux /proc), or None where that is unknown."""
+    try:
+        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        return uptime - int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 class ReferenceConsoleLog(L.Callback):
     """Prints what the reference prints: parameters, then every `every_n_steps` and at each
     epoch end the loss and images/s, and per epoch the mean train loss and the epoch time.
@@ -28,10 +39,22 @@ class ReferenceConsoleLog(L.Callback):
     def __init__(self, every_n_steps: int = 250):
         self.every_n_steps = every_n_steps
 
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        # A worker started by ddp_spawn has no logging set up (Hydra configured the parent).
+        if not logging.getLogger().handlers:
+            logging.basicConfig(level=logging.INFO, format="[%(asctime)s][rank 0] %(message)s")
+
     @rank_zero_only
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         n = count_parameters(pl_module)
         log.info(f"Total Trainable Parameters: {n / 1e6:.4f} M ({n:,})")
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # A run resumed mid-epoch skips on_train_epoch_start: start the clock here too.
+        self.on_train_epoch_start(trainer, pl_module)
+        started = seconds_since_process_start()
+        if started is not None and trainer.is_global_zero:
+            log.info(f"First training step {started:.2f}s after the process started")
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.images, self.train_time, self.start = 0, None, time.perf_counter()
@@ -119,3 +142,37 @@ class ImageGridLogger(L.Callback):
         recon, samples = self.render(pl_module)
         blank = torch.zeros(recon.shape[0], recon.shape[1] // self.rows, recon.shape[2])
         self._emit(trainer, "images/final", torch.cat([recon, blank, samples], dim=1), "final.png")
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss became NaN or infinite; the message names the step and the last good checkpoint."""
+
+
+class StopOnNonFiniteLoss(L.Callback):
+    """Stops training when the loss is NaN/inf, before a checkpoint of garbage can be written.
+
+    The test runs on the device each step and is read every `check_every_n_steps` and at the
+    last batch of each epoch (before validation and checkpointing), so it costs no host sync.
+    """
+
+    def __init__(self, check_every_n_steps: int = 50):
+        self.every = check_every_n_steps
+        self.first_bad: torch.Tensor | None = None
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        loss = outputs["loss"]
+        step = trainer.global_step  # optimizer steps taken, this one included
+        if self.first_bad is None or self.first_bad.device != loss.device:
+            self.first_bad = torch.full((), -1, dtype=torch.long, device=loss.device)
+        bad = ~torch.isfinite(loss.detach()) & (self.first_bad < 0)
+        self.first_bad = torch.where(bad, step, self.first_bad)
+        if step % self.every == 0 or batch_idx + 1 == trainer.num_training_batches:
+            first_bad = int(self.first_bad)
+            if first_bad >= 0:
+                ckpt = trainer.checkpoint_callback
+                good = ckpt.last_model_path if ckpt is not None else ""
+                raise NonFiniteLossError(
+                    f"the training loss became non-finite at step {first_bad} (epoch "
+                    f"{trainer.current_epoch + 1}); last good checkpoint: {good or 'none yet'}. "
+                    "Lower model.optimizer.lr or resume from that checkpoint with ckpt_path=..."
+                )

@@ -18,7 +18,8 @@ def _require(ok: bool, key: str, value, allowed: str) -> None:
         raise ConfigError(f"{key}={value!r} is invalid: {allowed}")
 
 
-def check_config(cfg: DictConfig) -> None:
+def check_config(cfg: DictConfig, multirun: bool = False) -> None:
+    """Raise ConfigError for the first bad value; `multirun` says Hydra is sweeping."""
     data, model = cfg.data, cfg.model
     _require(data.name in DATASETS, "data.name", data.name, f"choose one of {sorted(DATASETS)}")
     try:
@@ -49,3 +50,11 @@ def check_config(cfg: DictConfig) -> None:
     )
     epochs = cfg.trainer.get("max_epochs")
     _require(epochs is None or epochs >= 1, "trainer.max_epochs", epochs, "it must be >= 1")
+    strategy = str(cfg.trainer.get("strategy", "auto"))
+    _require(
+        not (multirun and strategy.startswith("ddp") and "spawn" not in strategy),
+        "trainer.strategy",
+        strategy,
+        "a Hydra multirun cannot use it (DDP's child processes would re-run the whole sweep): "
+        "use trainer.strategy=ddp_spawn, or start each run without -m",
+    )

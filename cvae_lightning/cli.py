@@ -9,12 +9,19 @@ from collections.abc import Callable
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 
+from cvae_lightning.callbacks import NonFiniteLossError
+from cvae_lightning.checkpoints import CheckpointError
 from cvae_lightning.checks import ConfigError
 from cvae_lightning.datasets import DatasetError
 
-USER_ERRORS = (ConfigError, DatasetError)
-log = logging.getLogger(__name__)
+# Problems the user can act on: one line and an exit code each, no traceback.
+EXIT_CODES = {ConfigError: 2, DatasetError: 2, CheckpointError: 2, NonFiniteLossError: 1}
+
+
+def is_multirun() -> bool:
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
 def _remove_empty_run_dir() -> None:
@@ -27,11 +34,17 @@ def _remove_empty_run_dir() -> None:
 
 
 def exit_on_user_error(fn: Callable, *args):
-    """Run fn; a ConfigError or DatasetError prints one line and exits with code 2."""
+    """Run fn; a problem the user can act on prints one line and exits with its code.
+
+    In a multirun the error propagates instead, so Hydra marks just this job failed, runs the
+    others, and the SweepReport callback lists it at the end.
+    """
     try:
         return fn(*args)
-    except USER_ERRORS as e:
+    except tuple(EXIT_CODES) as e:
+        if is_multirun():
+            raise
         logging.shutdown()
         _remove_empty_run_dir()
         print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(EXIT_CODES[type(e)])

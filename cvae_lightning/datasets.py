@@ -7,15 +7,15 @@ present and intact (never letting torchvision try a download) and does the resiz
 from __future__ import annotations
 
 import gzip
-import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import torch
 from torchvision.datasets import KMNIST, MNIST, FashionMNIST
 from torchvision.datasets.utils import check_md5
 from torchvision.transforms.v2 import functional as TF
+
+from cvae_lightning.files import atomic_write
 
 DATASETS = {"mnist": MNIST, "fashion_mnist": FashionMNIST, "kmnist": KMNIST}
 CACHE_FORMAT = 1
@@ -35,19 +35,6 @@ def dataset_class(name: str) -> type[MNIST]:
 
 def raw_folder(root: str | Path, name: str) -> Path:
     return Path(root) / dataset_class(name).__name__ / "raw"
-
-
-def _atomic_write(path: Path, write) -> None:
-    """Write through a temporary file in the same folder, so a crash never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def unpack_raw(root: str | Path, name: str, verify: bool = True) -> Path:
@@ -75,7 +62,7 @@ def unpack_raw(root: str | Path, name: str, verify: bool = True) -> Path:
             continue
         try:
             with gzip.open(gz, "rb") as src:
-                _atomic_write(unpacked, lambda dst, src=src: shutil.copyfileobj(src, dst))
+                atomic_write(unpacked, lambda dst, src=src: shutil.copyfileobj(src, dst))
         except (OSError, EOFError) as e:
             raise DatasetError(
                 f"dataset file {gz} is corrupt or truncated ({e}): replace it with the original"
@@ -128,7 +115,7 @@ def load_resized(
     images = resize_images(images, size)
     if path is not None:
         blob = {"format": CACHE_FORMAT, "size": size, "images": images, "labels": labels}
-        _atomic_write(path, lambda f: torch.save(blob, f))
+        atomic_write(path, lambda f: torch.save(blob, f))
     return images, labels
 
 

@@ -88,6 +88,19 @@ class CVAEModule(L.LightningModule):
         self._step(batch, self.test_metrics)
         self.log_dict(self.test_metrics, on_step=False, on_epoch=True)
 
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        # The reparameterisation draws from torch's global RNG: saving it makes resume exact.
+        checkpoint["rng"] = {"cpu": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            checkpoint["rng"]["cuda"] = torch.cuda.get_rng_state_all()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        rng = checkpoint.get("rng", {})
+        if "cpu" in rng:
+            torch.set_rng_state(rng["cpu"])
+        if "cuda" in rng and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rng["cuda"])
+
     def configure_optimizers(self) -> torch.optim.Optimizer:
         if self.optimizer is None:
             raise ValueError("CVAEModule needs an optimizer factory (model.optimizer) to train")

@@ -9,9 +9,17 @@ from pathlib import Path
 import lightning as L
 import torch
 from hydra.utils import instantiate
+from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
+from torch.utils.tensorboard.summary import hparams
 
+from cvae_lightning.checkpoints import (
+    check_architecture_matches,
+    read_checkpoint,
+    resolve_checkpoint,
+)
 from cvae_lightning.checks import check_config
+from cvae_lightning.cli import is_multirun
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 # `${project_root:}` in conf/paths lets the data folder be found from any working directory.
@@ -39,29 +47,72 @@ def build_loggers(cfg: DictConfig) -> list:
     return [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
 
 
+def flat_hparams(cfg: DictConfig) -> dict[str, float | int | str | bool]:
+    """model/data/trainer/seed as TensorBoard HParams values (dotted keys, plain scalars)."""
+    flat: dict = {"seed": cfg.seed}
+
+    def walk(node, prefix: str) -> None:
+        for key, value in node.items():
+            if key in ("_target_", "_partial_", "plugins", "default_root_dir", "root", "cache_dir"):
+                continue
+            if isinstance(value, DictConfig):
+                walk(value, f"{prefix}{key}.")
+            elif value is None or isinstance(value, int | float | str | bool):
+                flat[f"{prefix}{key}"] = "null" if value is None else value
+
+    for group in ("model", "data", "trainer"):
+        walk(cfg[group], f"{group}.")
+    return flat
+
+
+def log_hparams(trainer: L.Trainer, cfg: DictConfig, metrics: dict[str, float]) -> None:
+    """Fill TensorBoard's HParams tab: this run's values beside its final metrics.
+
+    The tab reads each metric from the run's scalar series of the same tag, so the final
+    val/* and train/* values show up without writing any extra point into those curves.
+    """
+    shown = {k: v for k, v in metrics.items() if k.split("/")[0] in ("train", "val", "test")}
+    for logger in trainer.loggers:
+        if isinstance(logger, TensorBoardLogger) and shown:
+            writer = logger.experiment._get_file_writer()
+            for summary in hparams(flat_hparams(cfg), shown):
+                writer.add_summary(summary)
+            writer.flush()
+
+
 def save_resolved_config(cfg: DictConfig) -> None:
     out = Path(cfg.paths.output)
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
 
 
-def train(cfg: DictConfig) -> dict[str, float]:
-    """Fit the model described by `cfg` (and test it if cfg.test); return the final metrics."""
-    check_config(cfg)
+def train(cfg: DictConfig, extra_callbacks: list[L.Callback] | None = None) -> dict[str, float]:
+    """Fit the model described by `cfg` (and test it if cfg.test); return the final metrics.
+
+    `extra_callbacks` join those of the config (benchmarks and tests use it to look inside).
+    """
+    check_config(cfg, multirun=is_multirun())
     datamodule = instantiate(cfg.data)
     datamodule.prepare_data()  # data problems surface before the run writes anything
     L.seed_everything(cfg.seed, workers=True)
     # TF32 matmuls on Ampere+ GPUs: same results to ~1e-3, much faster; no effect on CPU.
     torch.set_float32_matmul_precision("high")
     model = instantiate(cfg.model)
-    trainer = instantiate(cfg.trainer, callbacks=build_callbacks(cfg), logger=build_loggers(cfg))
+    ckpt_path = None
+    if cfg.get("ckpt_path"):
+        ckpt_path = resolve_checkpoint(cfg.ckpt_path)
+        check_architecture_matches(read_checkpoint(ckpt_path), ckpt_path, dict(model.hparams))
+    callbacks = build_callbacks(cfg) + list(extra_callbacks or [])
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=build_loggers(cfg))
     save_resolved_config(cfg)
 
-    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     if cfg.get("test"):
         best = trainer.checkpoint_callback and trainer.checkpoint_callback.best_model_path
         ckpt = "best" if best else None
-        for result in trainer.test(model, datamodule=datamodule, ckpt_path=ckpt):
+        for result in trainer.test(model, datamodule=datamodule, ckpt_path=ckpt, weights_only=True):
             metrics.update({k: float(v) for k, v in result.items()})
+    if trainer.is_global_zero:
+        log_hparams(trainer, cfg, metrics)
     return metrics

@@ -81,3 +81,37 @@ def read_events(run_dir: Path):
     acc = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"images": 0, "scalars": 0})
     acc.Reload()
     return acc
+
+
+def read_hparams(run_dir: Path) -> tuple[dict, list[str]]:
+    """(hparam values, metric tags) from the HParams-plugin records of a run's event files."""
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    values, metrics = {}, []
+    for path in sorted((run_dir / "tensorboard").glob("events.out.tfevents.*")):
+        for event in EventFileLoader(str(path)).Load():
+            for v in event.summary.value:
+                if v.metadata.plugin_data.plugin_name != "hparams":
+                    continue
+                data = plugin_data_pb2.HParamsPluginData.FromString(v.metadata.plugin_data.content)
+                if data.HasField("session_start_info"):
+                    for key, value in data.session_start_info.hparams.items():
+                        values[key] = getattr(value, value.WhichOneof("kind"))
+                if data.HasField("experiment"):
+                    metrics += [m.name.tag for m in data.experiment.metric_infos]
+    return values, metrics
+
+
+def pytest_addoption(parser):
+    parser.addoption("--runslow", action="store_true", help="also run tests marked slow")
+
+
+def pytest_collection_modifyitems(config, items):
+    import torch
+
+    for item in items:
+        if "slow" in item.keywords and not config.getoption("--runslow"):
+            item.add_marker(pytest.mark.skip(reason="slow: run with --runslow"))
+        if "gpu" in item.keywords and not torch.cuda.is_available():
+            item.add_marker(pytest.mark.skip(reason="needs a CUDA GPU"))

@@ -1,5 +1,6 @@
-from conftest import read_events
 from PIL import Image
+
+from conftest import read_events
 
 
 def test_grids_are_saved_per_epoch_and_combined_at_the_end(trained_run):
@@ -48,3 +49,26 @@ def test_samples_use_the_same_z_every_epoch(trained_run):
     a.on_fit_start(FakeTrainer, FakeModule)
     b.on_fit_start(FakeTrainer, FakeModule)
     assert (a.z == b.z).all()
+
+
+def test_nan_loss_stops_the_run_and_names_the_last_good_checkpoint(tiny_cfg):
+    import lightning as L
+    import pytest
+    import torch
+
+    from cvae_lightning.callbacks import NonFiniteLossError
+    from cvae_lightning.training import train
+
+    class Poison(L.Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            if trainer.current_epoch == 1 and batch_idx == 2:
+                with torch.no_grad():
+                    pl_module.model.decoder.linear.weight.fill_(float("nan"))
+
+    tiny_cfg.callbacks.nan_guard.check_every_n_steps = 100  # caught at the epoch's last batch
+    with pytest.raises(NonFiniteLossError, match=r"step 11 \(epoch 2\).*last\.ckpt") as err:
+        train(tiny_cfg, extra_callbacks=[Poison()])
+    last = str(err.value).split("last good checkpoint: ")[1].split(". ")[0]
+    state = torch.load(last, weights_only=True)
+    assert state["epoch"] == 0 and state["global_step"] == 8
+    assert all(torch.isfinite(v).all() for v in state["state_dict"].values())

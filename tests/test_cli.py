@@ -4,9 +4,10 @@ import subprocess
 import sys
 
 import pytest
-from conftest import TINY, read_events
 
 from cvae_lightning.training import PROJECT_ROOT
+
+from conftest import TINY, read_events
 
 
 def run_script(*args: str, cwd=PROJECT_ROOT) -> subprocess.CompletedProcess:

@@ -134,3 +134,12 @@ def test_ranks_see_disjoint_halves():
     ]
     assert len(parts[0]) == len(parts[1]) == 50
     assert set(parts[0].tolist()).isdisjoint(parts[1].tolist())
+
+
+def test_fashion_mnist_is_the_same_code_on_another_folder(cache_dir):
+    from conftest import compose_config
+
+    cfg = compose_config("data=fashion_mnist")
+    assert cfg.data.name == "fashion_mnist" and cfg.data.image_size == 64
+    images, labels = load_resized(PROJECT_ROOT / "data", "fashion_mnist", False, 8, cache_dir)
+    assert images.shape == (10_000, 1, 8, 8) and labels[:3].tolist() == [9, 2, 1]

@@ -1,5 +1,6 @@
 import pytest
 import torch
+
 from conftest import read_events
 
 
@@ -41,3 +42,13 @@ def test_test_split_evaluation(tiny_cfg):
     tiny_cfg.trainer.limit_test_batches = 2
     metrics = train(tiny_cfg)
     assert metrics["test/loss"] == pytest.approx(metrics["test/recon"] + metrics["test/kl"], 1e-4)
+
+
+def test_hparams_tab_holds_config_and_final_metrics(trained_run):
+    from conftest import read_hparams
+
+    values, metrics = read_hparams(trained_run[2])
+    assert values["model.latent"] == 8 and values["model.max_filters"] == 16
+    assert values["model.optimizer.lr"] == pytest.approx(1e-3)
+    assert values["data.name"] == "mnist"
+    assert {"val/loss", "val/recon", "val/kl", "train/loss"} <= set(metrics)
