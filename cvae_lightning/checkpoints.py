@@ -42,7 +42,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
         raise CheckpointError(
-            f"checkpoint {path} cannot be read ({type(e).__name__}: {str(e).splitlines()[0]}): "
+            f"checkpoint {path} cannot be read ({type(e).__name__}): "
             "it is truncated, corrupt or not a cvae-lightning checkpoint; use another one"
         ) from None
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "hyper_parameters" not in ckpt:

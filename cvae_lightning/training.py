@@ -94,14 +94,15 @@ def train(cfg: DictConfig, extra_callbacks: list[L.Callback] | None = None) -> d
     check_config(cfg, multirun=is_multirun())
     datamodule = instantiate(cfg.data)
     datamodule.prepare_data()  # data problems surface before the run writes anything
+    ckpt_path = resolve_checkpoint(cfg.ckpt_path) if cfg.get("ckpt_path") else None
+    if ckpt_path is not None:
+        architecture = {k: cfg.model[k] for k in ("latent", "max_filters")}
+        architecture |= {k: cfg.data[k] for k in ("image_size", "channels")}
+        check_architecture_matches(read_checkpoint(ckpt_path), ckpt_path, architecture)
     L.seed_everything(cfg.seed, workers=True)
     # TF32 matmuls on Ampere+ GPUs: same results to ~1e-3, much faster; no effect on CPU.
     torch.set_float32_matmul_precision("high")
     model = instantiate(cfg.model)
-    ckpt_path = None
-    if cfg.get("ckpt_path"):
-        ckpt_path = resolve_checkpoint(cfg.ckpt_path)
-        check_architecture_matches(read_checkpoint(ckpt_path), ckpt_path, dict(model.hparams))
     callbacks = build_callbacks(cfg) + list(extra_callbacks or [])
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=build_loggers(cfg))
     save_resolved_config(cfg)

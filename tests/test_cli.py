@@ -92,3 +92,59 @@ def test_long_override_names_are_shortened():
     name = short_dirname(long)
     assert len(name) == 120 and "/" not in name and name != short_dirname(long + "x")
     assert short_dirname("model.latent=2") == "model.latent=2"
+
+
+def test_corrupt_gz_gives_one_line_exit_2_and_is_left_alone(tmp_path):
+    import shutil
+
+    raw = tmp_path / "data" / "MNIST" / "raw"
+    shutil.copytree(PROJECT_ROOT / "data" / "MNIST" / "raw", raw)
+    for unpacked in raw.glob("*-ubyte"):
+        unpacked.unlink()
+    gz = raw / "t10k-labels-idx1-ubyte.gz"
+    truncated = gz.read_bytes()[:1000]
+    gz.write_bytes(truncated)
+    proc = run_script(
+        f"data.root={tmp_path / 'data'}", "data.verify=false", f"hydra.run.dir={tmp_path / 'run'}"
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        f"error: dataset file {gz} is corrupt or truncated "
+        "(Compressed file ended before the end-of-stream marker was reached): "
+        "replace it with the original"
+    ]
+    assert gz.read_bytes() == truncated and not (raw / "t10k-labels-idx1-ubyte").exists()
+    assert not (tmp_path / "run").exists()
+
+
+def test_wrong_md5_gives_one_line_and_exit_2(tmp_path):
+    import shutil
+
+    raw = tmp_path / "data" / "MNIST" / "raw"
+    shutil.copytree(PROJECT_ROOT / "data" / "MNIST" / "raw", raw)
+    gz = raw / "train-labels-idx1-ubyte.gz"
+    gz.write_bytes(gz.read_bytes() + b"junk")
+    proc = run_script(f"data.root={tmp_path / 'data'}", f"hydra.run.dir={tmp_path / 'run'}")
+    assert proc.returncode == 2
+    assert f"error: dataset file {gz} has the wrong md5" in proc.stderr
+
+
+def test_unreadable_checkpoint_gives_one_line_and_exit_2(tmp_path):
+    bad = tmp_path / "last.ckpt"
+    bad.write_bytes(b"not a checkpoint")
+    proc = run_script(f"ckpt_path={bad}", f"hydra.run.dir={tmp_path / 'run'}")
+    assert proc.returncode == 2
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith(f"error: checkpoint {bad} cannot be read")
+    assert bad.read_bytes() == b"not a checkpoint" and not (tmp_path / "run").exists()
+
+
+def test_checkpoint_of_another_architecture_gives_one_line_and_exit_2(trained_run, tmp_path):
+    ckpt = trained_run[2] / "checkpoints" / "last.ckpt"
+    proc = run_script(*TINY, "model.latent=3", f"ckpt_path={ckpt}", f"hydra.run.dir={tmp_path}/r")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        f"error: checkpoint {ckpt} was trained with another architecture "
+        "(model.latent: checkpoint 8, config 3): set those values to the checkpoint's, "
+        "or pick a matching checkpoint"
+    ]
