@@ -89,9 +89,23 @@ class ReferenceConsoleLog(L.Callback):
         log.info(line)
 
 
+def tensorboard_writers(trainer: L.Trainer) -> list:
+    """The SummaryWriters of the run's TensorBoard loggers (none when logging is off)."""
+    return [lg.experiment for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
+
+
+def emit_image(trainer: L.Trainer, dirpath: Path, tag: str, image: torch.Tensor, name: str) -> None:
+    """Save an image grid as dirpath/name and log it to TensorBoard at the current epoch."""
+    dirpath.mkdir(parents=True, exist_ok=True)
+    save_image(image, dirpath / name)
+    for writer in tensorboard_writers(trainer):
+        writer.add_image(tag, image, global_step=trainer.current_epoch)
+
+
 class ImageGridLogger(L.Callback):
     """Each epoch: reconstructions of a fixed validation batch and images decoded from a fixed
     z ~ N(0, I), to TensorBoard and as PNG. At the end, the reference's combined picture.
+    A conditional model's samples show one row per class.
     """
 
     def __init__(self, dirpath: str, n: int = 128, rows: int = 8, seed: int = 0):
@@ -102,7 +116,7 @@ class ImageGridLogger(L.Callback):
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         g = torch.Generator().manual_seed(self.seed)
         self.z = torch.randn(self.n, pl_module.model.latent, generator=g)
-        self.x = trainer.datamodule.fixed_val_images(self.n).cpu()
+        self.x, self.y = trainer.datamodule.fixed_val_batch(self.n)
 
     @torch.no_grad()
     def render(self, pl_module: L.LightningModule) -> tuple[torch.Tensor, torch.Tensor]:
@@ -110,22 +124,24 @@ class ImageGridLogger(L.Callback):
         was_training = pl_module.training
         pl_module.eval()
         model, device = pl_module.model, pl_module.device
-        x = self.x.to(device)
+        x, y = self.x.to(device), self.y.to(device)
         if pl_module.hparams.get("channels_last"):
             x = x.contiguous(memory_format=torch.channels_last)
-        mu, _ = model.encoder(x)  # the posterior mean: pictures that do not flicker with eps
-        recon = model.decode(mu).float().cpu()
-        samples = model.decode(self.z.to(device)).float().cpu()
+        y = y if model.num_classes else None
+        mu, _ = model.encoder(x, model.one_hot(y, len(x)))  # posterior means: no eps flicker
+        recon = model.decode(mu, y).float().cpu()
+        z, y_samples, cols = self.z.to(device), None, self.n // self.rows
+        if model.num_classes:  # one row per class
+            cols = self.n // model.num_classes
+            z = z[: cols * model.num_classes]
+            y_samples = torch.arange(model.num_classes, device=device).repeat_interleave(cols)
+        samples = model.decode(z, y_samples).float().cpu()
         pl_module.train(was_training)
-        nrow = self.n // self.rows
-        return make_grid(recon, nrow=nrow, padding=0), make_grid(samples, nrow=nrow, padding=0)
+        recon_grid = make_grid(recon, nrow=self.n // self.rows, padding=0)
+        return recon_grid, make_grid(samples, nrow=cols, padding=0)
 
     def _emit(self, trainer: L.Trainer, tag: str, image: torch.Tensor, name: str) -> None:
-        self.dirpath.mkdir(parents=True, exist_ok=True)
-        save_image(image, self.dirpath / name)
-        for logger in trainer.loggers:
-            if isinstance(logger, TensorBoardLogger):
-                logger.experiment.add_image(tag, image, global_step=trainer.current_epoch)
+        emit_image(trainer, self.dirpath, tag, image, name)
 
     @rank_zero_only
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -141,7 +157,80 @@ class ImageGridLogger(L.Callback):
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         recon, samples = self.render(pl_module)
         blank = torch.zeros(recon.shape[0], recon.shape[1] // self.rows, recon.shape[2])
+        if samples.shape[2] != recon.shape[2]:  # conditional: 10 rows of another width
+            samples = torch.nn.functional.pad(samples, (0, recon.shape[2] - samples.shape[2]))
         self._emit(trainer, "images/final", torch.cat([recon, blank, samples], dim=1), "final.png")
+
+
+class LatentExplorer(L.Callback):
+    """At the end of training: an interpolation strip and a latent traversal (PNG and
+    TensorBoard), the 2-D manifold and a scatter of the test set's posterior means when
+    model.latent=2, and the test set's posterior means in TensorBoard's embedding projector
+    (labels as metadata, images as sprites)."""
+
+    def __init__(
+        self,
+        dirpath: str,
+        interpolate: tuple[int, int] = (0, 1),
+        steps: int = 10,
+        traverse: int = 0,
+        embed: int = 1000,
+    ):
+        self.dirpath, self.pair, self.steps = Path(dirpath), tuple(interpolate), steps
+        self.traverse_index, self.embed = traverse, embed
+
+    @rank_zero_only
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        from cvae_lightning import explore
+
+        model = pl_module.model
+        n = max(*self.pair, self.traverse_index, self.embed) + 1
+        x, y = trainer.datamodule.fixed_val_batch(n)
+        y_or_none = y if model.num_classes else None
+        a, b = self.pair
+        strip = explore.interpolate(
+            model, x[a], x[b], self.steps, *((y[a], y[b]) if model.num_classes else ())
+        )
+        emit_image(trainer, self.dirpath, "latent/interpolation", strip, "interpolation.png")
+        i = self.traverse_index
+        grid = explore.traverse(model, x[i], None if y_or_none is None else y[i])
+        emit_image(trainer, self.dirpath, "latent/traversal", grid, "traversal.png")
+        mu = explore.posterior_means(model, x[: self.embed], _first(y_or_none, self.embed)).cpu()
+        if model.latent == 2:
+            emit_image(
+                trainer, self.dirpath, "latent/manifold", explore.manifold(model), "manifold.png"
+            )
+            self._scatter(trainer, mu, y[: self.embed])
+        for writer in tensorboard_writers(trainer):
+            writer.add_embedding(
+                mu,
+                metadata=[str(int(c)) for c in y[: self.embed]],
+                label_img=x[: self.embed],
+                global_step=trainer.global_step,
+                tag="test_posterior_means",  # a folder name: no slash
+            )
+        pl_module.train()
+
+    def _scatter(self, trainer: L.Trainer, mu: torch.Tensor, labels: torch.Tensor) -> None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(6, 6), dpi=100)
+        points = ax.scatter(mu[:, 0], mu[:, 1], c=labels, cmap="tab10", s=6, vmin=-0.5, vmax=9.5)
+        fig.colorbar(points, ax=ax, ticks=range(10), label="digit")
+        ax.set(xlabel="z[0]", ylabel="z[1]", title="posterior means of test images")
+        fig.tight_layout()
+        self.dirpath.mkdir(parents=True, exist_ok=True)
+        fig.savefig(self.dirpath / "latent_scatter.png")
+        for writer in tensorboard_writers(trainer):
+            writer.add_figure("latent/scatter", fig, global_step=trainer.current_epoch, close=False)
+        plt.close(fig)
+
+
+def _first(y: torch.Tensor | None, n: int) -> torch.Tensor | None:
+    return None if y is None else y[:n]
 
 
 class NonFiniteLossError(RuntimeError):

@@ -13,7 +13,10 @@ ARCHITECTURE = {
     "max_filters": "model.max_filters",
     "image_size": "data.image_size",
     "channels": "data.channels",
+    "conditional": "model.conditional",
 }
+# Values assumed for checkpoints written before a hyperparameter existed.
+DEFAULTS = {"conditional": False}
 
 
 class CheckpointError(RuntimeError):
@@ -54,9 +57,9 @@ def check_architecture_matches(ckpt: dict[str, Any], path: str | Path, expected:
     """Refuse a checkpoint whose architecture differs from the configured one, listing how."""
     saved = ckpt["hyper_parameters"]
     diff = [
-        f"{key}: checkpoint {saved.get(k)!r}, config {expected[k]!r}"
+        f"{key}: checkpoint {saved.get(k, DEFAULTS.get(k))!r}, config {expected[k]!r}"
         for k, key in ARCHITECTURE.items()
-        if k in expected and saved.get(k) != expected[k]
+        if k in expected and saved.get(k, DEFAULTS.get(k)) != expected[k]
     ]
     if diff:
         raise CheckpointError(

@@ -15,6 +15,7 @@ from cvae_lightning.callbacks import NonFiniteLossError
 from cvae_lightning.checkpoints import CheckpointError
 from cvae_lightning.checks import ConfigError
 from cvae_lightning.datasets import DatasetError
+from cvae_lightning.resolvers import PROJECT_ROOT  # noqa: F401 (registers conf/'s resolvers)
 
 # Problems the user can act on: one line and an exit code each, no traceback.
 EXIT_CODES = {ConfigError: 2, DatasetError: 2, CheckpointError: 2, NonFiniteLossError: 1}

@@ -7,7 +7,7 @@ from typing import Any
 import lightning as L
 import torch
 
-from cvae_lightning.datasets import dataset_class, ensure_resized, load_resized
+from cvae_lightning.datasets import dataset_class, load_resized
 
 
 class TensorBatches:
@@ -106,8 +106,8 @@ class MNISTDataModule(L.LightningDataModule):
 
     def prepare_data(self) -> None:
         # Once per node, before setup: unpack, check and cache, so the ranks only read.
-        ensure_resized(*self._source(train=True))
-        ensure_resized(*self._source(train=False))
+        load_resized(*self._source(train=True), read=False)
+        load_resized(*self._source(train=False), read=False)
 
     def _device(self) -> torch.device:
         on_device, trainer = self.hparams.on_device, self.trainer
@@ -131,28 +131,20 @@ class MNISTDataModule(L.LightningDataModule):
         t = self.trainer
         return (t.global_rank, t.world_size) if t is not None else (0, 1)
 
-    def train_dataloader(self) -> TensorBatches:
+    def _batches(self, data, batch_size: int, shuffle: bool) -> TensorBatches:
         rank, world = self._rank_world()
         return TensorBatches(
-            *self.train_data,
-            batch_size=self.hparams.batch_size,
-            shuffle=True,
-            drop_last=True,
-            seed=self.hparams.seed,
-            rank=rank,
-            world_size=world,
-        )
+            *data, batch_size, shuffle=shuffle, drop_last=shuffle, seed=self.hparams.seed,
+            rank=rank, world_size=world,
+        )  # fmt: skip
+
+    def train_dataloader(self) -> TensorBatches:
+        # Shuffled, last partial batch dropped (the reference recipe).
+        return self._batches(self.train_data, self.hparams.batch_size, shuffle=True)
 
     def _eval_batches(self) -> TensorBatches:
-        rank, world = self._rank_world()
-        return TensorBatches(
-            *self.val_data,
-            batch_size=self.hparams.val_batch_size,
-            shuffle=False,
-            drop_last=False,
-            rank=rank,
-            world_size=world,
-        )
+        # In order, every image.
+        return self._batches(self.val_data, self.hparams.val_batch_size, shuffle=False)
 
     val_dataloader = _eval_batches
     test_dataloader = _eval_batches
@@ -161,8 +153,10 @@ class MNISTDataModule(L.LightningDataModule):
         images, labels = batch
         return images.float().div_(255), labels
 
-    def fixed_val_images(self, n: int) -> torch.Tensor:
-        """The first n test images as floats in [0, 1] (for pictures that compare across epochs)."""
+    def fixed_val_batch(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The first n test images (floats in [0, 1]) and labels, on the CPU: pictures drawn
+        from them compare across epochs and runs."""
         if self.val_data is None:
             self.setup("validate")
-        return self.val_data[0][:n].float().div(255)
+        images, labels = self.val_data
+        return images[:n].cpu().float().div(255), labels[:n].cpu()

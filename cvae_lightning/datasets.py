@@ -106,33 +106,25 @@ def load_resized(
     size: int,
     cache_dir: str | Path | None = None,
     verify: bool = True,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Resized images (N, 1, size, size) uint8 and labels; built once, then read from the cache."""
+    read: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Resized images (N, 1, size, size) uint8 and labels; built once, then read from the cache.
+
+    With read=False (prepare_data) it only makes sure the cache exists, without reading an
+    existing one, and with no cache_dir it only checks the raw files; it then returns None.
+    """
     path = cache_path(cache_dir, name, train, size) if cache_dir else None
     if path is not None and path.is_file():
-        return _read_cache(path, size)
+        return _read_cache(path, size) if read else None
+    if path is None and not read:
+        unpack_raw(root, name, verify)
+        return None
     images, labels = read_split(root, name, train, verify)
     images = resize_images(images, size)
     if path is not None:
         blob = {"format": CACHE_FORMAT, "size": size, "images": images, "labels": labels}
         atomic_write(path, lambda f: torch.save(blob, f))
-    return images, labels
-
-
-def ensure_resized(
-    root: str | Path,
-    name: str,
-    train: bool,
-    size: int,
-    cache_dir: str | Path | None = None,
-    verify: bool = True,
-) -> None:
-    """Build the cache if it is missing (without reading it when it exists); with no cache,
-    check the raw files so that problems surface before training starts."""
-    if cache_dir is None:
-        unpack_raw(root, name, verify)
-    elif not cache_path(cache_dir, name, train, size).is_file():
-        load_resized(root, name, train, size, cache_dir, verify)
+    return (images, labels) if read else None
 
 
 def _read_cache(path: Path, size: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -27,6 +27,11 @@ def check_architecture(latent: int, max_filters: int, image_size: int, channels:
         raise ValueError(f"model.channels={channels} is invalid: it must be >= 1")
 
 
+def with_label(h: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+    """Append the label to features: y is (B,) class indices or (B, K) one-hot/soft labels."""
+    return h if y is None else torch.cat([h, y.to(h.dtype)], dim=1)
+
+
 def conv_bn_act(c_in: int, c_out: int, stride: int) -> nn.Sequential:
     return nn.Sequential(
         nn.Conv2d(c_in, c_out, kernel_size=3, stride=stride, padding=1),
@@ -36,9 +41,14 @@ def conv_bn_act(c_in: int, c_out: int, stride: int) -> nn.Sequential:
 
 
 class Encoder(nn.Module):
-    """x (B, C, S, S) in [0, 1] -> (mu, logvar), each (B, latent); logvar already clamped."""
+    """x (B, C, S, S) in [0, 1] -> (mu, logvar), each (B, latent); logvar already clamped.
 
-    def __init__(self, latent: int, max_filters: int, image_size: int, channels: int):
+    With `num_classes` > 0 the heads also see the one-hot label (a conditional VAE).
+    """
+
+    def __init__(
+        self, latent: int, max_filters: int, image_size: int, channels: int, num_classes: int = 0
+    ):
         super().__init__()
         f = max_filters
         self.features = nn.Sequential(
@@ -47,26 +57,30 @@ class Encoder(nn.Module):
             conv_bn_act(f // 2, f, stride=2),
             nn.Flatten(),
         )
-        flat = f * (image_size // 8) ** 2
+        flat = f * (image_size // 8) ** 2 + num_classes
         self.mu = nn.Linear(flat, latent)
         self.logvar = nn.Linear(flat, latent)
         # The reference initialises both heads' biases to zero.
         nn.init.zeros_(self.mu.bias)
         nn.init.zeros_(self.logvar.bias)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self.features(x)
+    def forward(
+        self, x: torch.Tensor, y: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        h = with_label(self.features(x), y)
         return self.mu(h), self.logvar(h).clamp(LOGVAR_MIN, LOGVAR_MAX)
 
 
 class Decoder(nn.Module):
-    """z (B, latent) -> x_rec (B, C, S, S) in (0, 1)."""
+    """z (B, latent) [+ one-hot label] -> x_rec (B, C, S, S) in (0, 1)."""
 
-    def __init__(self, latent: int, max_filters: int, image_size: int, channels: int):
+    def __init__(
+        self, latent: int, max_filters: int, image_size: int, channels: int, num_classes: int = 0
+    ):
         super().__init__()
         f, s = max_filters, image_size // 8
         self.shape = (f, s, s)
-        self.linear = nn.Linear(latent, f * s * s)
+        self.linear = nn.Linear(latent + num_classes, f * s * s)
         self.up = nn.Sequential(
             nn.Upsample(scale_factor=2, mode="nearest"),
             conv_bn_act(f, f // 2, stride=1),
@@ -77,8 +91,8 @@ class Decoder(nn.Module):
             nn.Sigmoid(),
         )
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.up(self.linear(z).view(-1, *self.shape))
+    def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        return self.up(self.linear(with_label(z, y)).view(-1, *self.shape))
 
 
 def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -87,24 +101,45 @@ def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
 
 
 class CVAE(nn.Module):
-    """Encoder + decoder; forward returns (x_rec, mu, logvar)."""
+    """Encoder + decoder; forward returns (x_rec, mu, logvar).
+
+    `num_classes` > 0 makes it class-conditional: every method then takes labels `y`, either
+    class indices (B,) or one-hot rows (B, num_classes); 0 keeps the reference model exactly.
+    """
 
     def __init__(
-        self, latent: int = 8, max_filters: int = 64, image_size: int = 64, channels: int = 1
+        self,
+        latent: int = 8,
+        max_filters: int = 64,
+        image_size: int = 64,
+        channels: int = 1,
+        num_classes: int = 0,
     ):
         super().__init__()
         check_architecture(latent, max_filters, image_size, channels)
-        self.latent = latent
-        self.encoder = Encoder(latent, max_filters, image_size, channels)
-        self.decoder = Decoder(latent, max_filters, image_size, channels)
+        self.latent, self.num_classes = latent, num_classes
+        self.encoder = Encoder(latent, max_filters, image_size, channels, num_classes)
+        self.decoder = Decoder(latent, max_filters, image_size, channels, num_classes)
 
-    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Sample z from q(z|x); returns (z, mu, logvar)."""
-        mu, logvar = self.encoder(x)
+    def one_hot(self, y: torch.Tensor | None, n: int) -> torch.Tensor | None:
+        """Labels as (n, num_classes) rows; None for an unconditional model."""
+        if not self.num_classes:
+            return None
+        if y is None:
+            raise ValueError("this model is class-conditional: pass labels y")
+        if y.dim() == 1:
+            y = nn.functional.one_hot(y.long(), self.num_classes)
+        return y.float().expand(n, -1) if y.shape[0] == 1 else y.float()
+
+    def encode(
+        self, x: torch.Tensor, y: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Sample z from q(z|x[,y]); returns (z, mu, logvar)."""
+        mu, logvar = self.encoder(x, self.one_hot(y, len(x)))
         return reparameterize(mu, logvar), mu, logvar
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        return self.decoder(z)
+    def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        return self.decoder(z, self.one_hot(y, len(z)))
 
     @torch.no_grad()
     def sample(
@@ -112,15 +147,18 @@ class CVAE(nn.Module):
         n: int,
         temperature: float = 1.0,
         generator: torch.Generator | None = None,
+        y: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Decode n draws of z ~ N(0, temperature^2 I)."""
+        """Decode n draws of z ~ N(0, temperature^2 I) (given labels y, if conditional)."""
         device = next(self.parameters()).device
         z = torch.randn(n, self.latent, generator=generator, device="cpu").to(device)
-        return self.decode(z * temperature)
+        return self.decode(z * temperature, None if y is None else y.to(device))
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        z, mu, logvar = self.encode(x)
-        return self.decode(z), mu, logvar
+    def forward(
+        self, x: torch.Tensor, y: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        z, mu, logvar = self.encode(x, y)
+        return self.decode(z, y), mu, logvar
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -35,13 +35,17 @@ class CVAEModule(L.LightningModule):
         optimizer: OptimizerFactory | None = None,
         channels_last: bool = False,
         compile: bool | str = False,
+        conditional: bool = False,
+        num_classes: int = 10,
     ):
         super().__init__()
         # The optimizer factory is a Hydra partial: kept out of the checkpoint's hparams so a
         # checkpoint holds only plain values and loads with weights_only=True.
         self.save_hyperparameters(ignore=["optimizer"])
         self.optimizer = optimizer
-        self.model = CVAE(latent, max_filters, image_size, channels)
+        self.model = CVAE(
+            latent, max_filters, image_size, channels, num_classes if conditional else 0
+        )
         self.train_metrics = _per_image_means("train/")
         self.val_metrics = _per_image_means("val/")
         self.test_metrics = _per_image_means("test/")
@@ -55,12 +59,14 @@ class CVAEModule(L.LightningModule):
             self.model.compile(mode=None if mode is True else mode)
             self._compiled = True
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        return self.model(x)
+    def forward(
+        self, x: torch.Tensor, y: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return self.model(x, y)
 
-    def objective(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    def objective(self, x: torch.Tensor, y: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Summed loss terms over the batch (what the reference optimises)."""
-        x_rec, mu, logvar = self.model(x)
+        x_rec, mu, logvar = self.model(x, y)
         recon = reconstruction_loss(x_rec, x)
         kl = kl_divergence(mu, logvar)
         return {"loss": recon + kl, "recon": recon, "kl": kl}
@@ -69,7 +75,7 @@ class CVAEModule(L.LightningModule):
         x = batch[0]
         if self.hparams.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        terms = self.objective(x)
+        terms = self.objective(x, batch[1] if self.hparams.conditional else None)
         n = x.shape[0]
         for t in TERMS:
             metrics[t].update(terms[t].detach() / n, weight=n)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import warnings
 from pathlib import Path
 
@@ -20,21 +19,8 @@ from cvae_lightning.checkpoints import (
 )
 from cvae_lightning.checks import check_config
 from cvae_lightning.cli import is_multirun
+from cvae_lightning.resolvers import PROJECT_ROOT, short_dirname  # noqa: F401 (re-exported)
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-# `${project_root:}` in conf/paths lets the data folder be found from any working directory.
-OmegaConf.register_new_resolver("project_root", lambda: str(PROJECT_ROOT), replace=True)
-
-
-def short_dirname(name: str, limit: int = 120) -> str:
-    """A sweep job's folder name from its overrides, safe as one path component."""
-    name = name.replace("/", "_") or "default"
-    if len(name) <= limit:
-        return name
-    return f"{name[: limit - 9]}-{hashlib.sha1(name.encode()).hexdigest()[:8]}"
-
-
-OmegaConf.register_new_resolver("dirname", short_dirname, replace=True)
 # Metrics are logged per epoch, so Lightning's advice on the step-logging interval does not apply.
 warnings.filterwarnings("ignore", ".*smaller than the logging interval.*")
 
@@ -96,7 +82,7 @@ def train(cfg: DictConfig, extra_callbacks: list[L.Callback] | None = None) -> d
     datamodule.prepare_data()  # data problems surface before the run writes anything
     ckpt_path = resolve_checkpoint(cfg.ckpt_path) if cfg.get("ckpt_path") else None
     if ckpt_path is not None:
-        architecture = {k: cfg.model[k] for k in ("latent", "max_filters")}
+        architecture = {k: cfg.model[k] for k in ("latent", "max_filters", "conditional")}
         architecture |= {k: cfg.data[k] for k in ("image_size", "channels")}
         check_architecture_matches(read_checkpoint(ckpt_path), ckpt_path, architecture)
     L.seed_everything(cfg.seed, workers=True)

@@ -41,10 +41,10 @@ def test_samples_use_the_same_z_every_epoch(trained_run):
     class FakeTrainer:
         class datamodule:
             @staticmethod
-            def fixed_val_images(n):
+            def fixed_val_batch(n):
                 import torch
 
-                return torch.zeros(n, 1, 16, 16)
+                return torch.zeros(n, 1, 16, 16), torch.zeros(n, dtype=torch.long)
 
     a.on_fit_start(FakeTrainer, FakeModule)
     b.on_fit_start(FakeTrainer, FakeModule)

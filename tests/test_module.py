@@ -46,6 +46,8 @@ def test_checkpoint_hparams_are_plain_values(module):
         "channels": 1,
         "channels_last": False,
         "compile": False,
+        "conditional": False,
+        "num_classes": 10,
     }
 
 

@@ -1,0 +1,55 @@
+import pytest
+import torch
+
+from cvae_lightning import explore
+from cvae_lightning.model import CVAE
+
+
+@pytest.fixture
+def model():
+    torch.manual_seed(0)
+    return CVAE(latent=3, max_filters=16, image_size=16).eval()
+
+
+def test_interpolation_starts_and_ends_at_the_two_images(model):
+    x = torch.rand(2, 1, 16, 16)
+    strip = explore.interpolate(model, x[0], x[1], steps=5)
+    assert strip.shape == (3, 2 + 18, 2 + 5 * 18)  # one row of 5 padded 16px images
+    mu = explore.posterior_means(model, x)
+    ends = model.decode(mu)
+    first = strip[0, 2:18, 2:18]
+    last = strip[0, 2:18, 2 + 4 * 18 : 2 + 4 * 18 + 16]
+    assert torch.allclose(first, ends[0, 0], atol=1e-6)
+    assert torch.allclose(last, ends[1, 0], atol=1e-6)
+
+
+def test_traversal_has_one_row_per_latent_dimension(model):
+    grid = explore.traverse(model, torch.rand(1, 16, 16), steps=7)
+    assert grid.shape == (3, 2 + 3 * 18, 2 + 7 * 18)
+
+
+def test_samples_are_deterministic_under_a_seed(model):
+    a = explore.sample_grid(model, 16, nrow=4, seed=3)
+    assert torch.equal(a, explore.sample_grid(model, 16, nrow=4, seed=3))
+    assert not torch.equal(a, explore.sample_grid(model, 16, nrow=4, seed=4))
+    with pytest.raises(ValueError, match="conditional"):
+        explore.sample_grid(model, 4, digit=7)
+
+
+def test_manifold_needs_two_latent_dims(model):
+    with pytest.raises(ValueError, match="model.latent=2"):
+        explore.manifold(model)
+    flat = CVAE(latent=2, max_filters=16, image_size=16).eval()
+    assert explore.manifold(flat, n=5).shape == (3, 2 + 5 * 18, 2 + 5 * 18)
+
+
+def test_conditional_model_takes_labels_and_keeps_the_reference_unchanged():
+    assert sum(p.numel() for p in CVAE().parameters()) == 149_265
+    cond = CVAE(num_classes=10)
+    # The label adds 10 inputs to each encoder head and to the decoder's first layer.
+    assert sum(p.numel() for p in cond.parameters()) == 149_265 + 2 * 10 * 8 + 10 * 4096
+    x, y = torch.rand(4, 1, 64, 64), torch.tensor([0, 3, 7, 9])
+    x_rec, mu, _ = cond(x, y)
+    assert x_rec.shape == x.shape and mu.shape == (4, 8)
+    with pytest.raises(ValueError, match="pass labels"):
+        cond(x)
