@@ -70,6 +70,7 @@ def compose_project(batch: int, steps: int, out: Path, overrides: list[str]):
                 f"trainer.limit_train_batches={steps}",
                 "trainer.limit_val_batches=0",
                 "callbacks.checkpoint=null",
+                "callbacks.last_checkpoint=null",
                 *overrides,
             ],
         )
@@ -123,7 +124,8 @@ def startup_seconds(overrides: list[str]) -> float:
         proc = subprocess.run(
             [sys.executable, str(ROOT / "train.py"), "trainer.max_steps=1",
              "trainer.limit_val_batches=0", "callbacks.checkpoint=null",
-             "callbacks.images=null", f"hydra.run.dir={out}", *overrides],
+             "callbacks.last_checkpoint=null", "callbacks.images=null", "callbacks.latent=null",
+             f"hydra.run.dir={out}", *overrides],
             capture_output=True, text=True, cwd=ROOT,
         )  # fmt: skip
     found = re.search(r"First training step ([\d.]+)s after", proc.stdout + proc.stderr)

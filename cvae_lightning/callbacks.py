@@ -9,6 +9,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 from torchvision.utils import make_grid, save_image
@@ -233,6 +234,36 @@ def _first(y: torch.Tensor | None, n: int) -> torch.Tensor | None:
     return None if y is None else y[:n]
 
 
+class LastCheckpoint(ModelCheckpoint):
+    """checkpoints/last.ckpt, for resuming: the latest state after every epoch (or every
+    `every_n_train_steps` steps) and at the end of training.
+
+    Lightning's own save_last only refreshes last.ckpt when the best checkpoint changes.
+    """
+
+    def __init__(self, dirpath: str, every_n_train_steps: int | None = None):
+        super().__init__(
+            dirpath=dirpath,
+            filename="last",
+            monitor=None,
+            save_top_k=1,
+            enable_version_counter=False,
+            every_n_train_steps=every_n_train_steps,
+        )
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # Saving every N steps can leave the final steps unsaved: save them now.
+        if trainer.global_step != self._last_global_step_saved and not trainer.fast_dev_run:
+            trainer.save_checkpoint(Path(self.dirpath) / "last.ckpt")
+
+
+def latest_checkpoint(trainer: L.Trainer) -> str:
+    """The newest checkpoint file the run has written ('' if none)."""
+    paths = [Path(p) for cb in trainer.checkpoint_callbacks for p in (cb.best_model_path,) if p]
+    paths = [p for p in paths if p.is_file()]
+    return str(max(paths, key=lambda p: p.stat().st_mtime_ns)) if paths else ""
+
+
 class NonFiniteLossError(RuntimeError):
     """The loss became NaN or infinite; the message names the step and the last good checkpoint."""
 
@@ -258,8 +289,7 @@ class StopOnNonFiniteLoss(L.Callback):
         if step % self.every == 0 or batch_idx + 1 == trainer.num_training_batches:
             first_bad = int(self.first_bad)
             if first_bad >= 0:
-                ckpt = trainer.checkpoint_callback
-                good = ckpt.last_model_path if ckpt is not None else ""
+                good = latest_checkpoint(trainer)
                 raise NonFiniteLossError(
                     f"the training loss became non-finite at step {first_bad} (epoch "
                     f"{trainer.current_epoch + 1}); last good checkpoint: {good or 'none yet'}. "

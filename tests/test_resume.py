@@ -77,7 +77,7 @@ def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(tiny_cfg, tm
     common = [
         str(PROJECT_ROOT / "train.py"), "debug=tiny", "trainer.deterministic=true",
         f"data.cache_dir={tiny_cfg.data.cache_dir}", f"hydra.run.dir={run_dir}",
-        "callbacks.checkpoint.every_n_train_steps=3",
+        "callbacks.last_checkpoint.every_n_train_steps=3",
     ]  # fmt: skip
     env = os.environ | {"PYTHONPATH": str(PROJECT_ROOT / "tests" / "helpers")}
     killed = subprocess.run(

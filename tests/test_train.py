@@ -52,3 +52,18 @@ def test_hparams_tab_holds_config_and_final_metrics(trained_run):
     assert values["model.optimizer.lr"] == pytest.approx(1e-3)
     assert values["data.name"] == "mnist"
     assert {"val/loss", "val/recon", "val/kl", "train/loss"} <= set(metrics)
+
+
+def test_last_checkpoint_is_the_last_epoch_even_when_the_best_is_older(tiny_cfg, tmp_path):
+    from cvae_lightning.training import train
+
+    # "Best" = highest train loss: the first epoch, so the best checkpoint never moves again.
+    tiny_cfg.callbacks.checkpoint.monitor = "train/loss"
+    tiny_cfg.callbacks.checkpoint.mode = "max"
+    tiny_cfg.trainer.max_epochs = 3
+    train(tiny_cfg)
+    ckpts = tmp_path / "run" / "checkpoints"
+    last = torch.load(ckpts / "last.ckpt", weights_only=True)
+    assert (last["epoch"], last["global_step"]) == (2, 24)
+    (best,) = ckpts.glob("best-*.ckpt")
+    assert torch.load(best, weights_only=True)["epoch"] == 0
