@@ -91,8 +91,22 @@ class Decoder(nn.Module):
             nn.Sigmoid(),
         )
 
+        # A conditional decoder also gets the label as a per-channel bias at every stage:
+        # fed only through the first layer, the label gets ignored in favour of z.
+        self.label_bias = (
+            nn.ModuleList(nn.Linear(num_classes, c) for c in (f, f // 2, f // 4))
+            if num_classes
+            else None
+        )
+
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        return self.up(self.linear(with_label(z, y)).view(-1, *self.shape))
+        h = self.linear(with_label(z, y)).view(-1, *self.shape)
+        biases = iter(self.label_bias) if self.label_bias is not None and y is not None else None
+        for layer in self.up:
+            h = layer(h)
+            if biases is not None and isinstance(layer, nn.Upsample):
+                h = h + next(biases)(y.to(h.dtype))[:, :, None, None]
+        return h
 
 
 def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
