@@ -259,7 +259,7 @@ class LastCheckpoint(ModelCheckpoint):
 
 def latest_checkpoint(trainer: L.Trainer) -> str:
     """The newest checkpoint file the run has written ('' if none)."""
-    paths = [Path(p) for cb in trainer.checkpoint_callbacks for p in (cb.best_model_path,) if p]
+    paths = [Path(cb.best_model_path) for cb in trainer.checkpoint_callbacks if cb.best_model_path]
     paths = [p for p in paths if p.is_file()]
     return str(max(paths, key=lambda p: p.stat().st_mtime_ns)) if paths else ""
 

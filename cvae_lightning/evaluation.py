@@ -13,20 +13,12 @@ from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMe
 
 from cvae_lightning.checkpoints import resolve_checkpoint
 from cvae_lightning.checks import ConfigError
-from cvae_lightning.datasets import load_resized
 from cvae_lightning.explore import posterior_means
 from cvae_lightning.losses import kl_divergence, reconstruction_loss
 from cvae_lightning.metrics import active_units, iwae_loss, knn_accuracy, likelihood_constant
-from cvae_lightning.sampling import load_model
+from cvae_lightning.sampling import checkpoint_images, load_model
 
 log = logging.getLogger(__name__)
-
-
-def _split(cfg: DictConfig, ckpt: dict, train: bool, n: int | None):
-    name = cfg.data.name or ckpt.get("datamodule_hyper_parameters", {}).get("name", "mnist")
-    size = ckpt["hyper_parameters"]["image_size"]
-    images, labels = load_resized(cfg.data.root, name, train, size, cfg.data.cache_dir)
-    return images[:n].float().div(255), labels[:n]
 
 
 @torch.no_grad()
@@ -38,7 +30,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     torch.manual_seed(cfg.seed)
     path = resolve_checkpoint(cfg.ckpt_path)
     model, ckpt = load_model(path)
-    x_all, y_all = _split(cfg, ckpt, train=False, n=e.images)
+    x_all, y_all = checkpoint_images(cfg, ckpt, train=False, n=e.images)
     conditional = bool(model.num_classes)
     sums = {"loss": 0.0, "recon": 0.0, "kl": 0.0, "iwae": 0.0}
     ssim = StructuralSimilarityIndexMeasure(data_range=1.0)
@@ -65,7 +57,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     n = len(x_all)
     mu = torch.cat(mus)
     const = likelihood_constant(x_all[0].numel())
-    train_x, train_y = _split(cfg, ckpt, train=True, n=e.knn_train)
+    train_x, train_y = checkpoint_images(cfg, ckpt, train=True, n=e.knn_train)
     train_mu = torch.cat(
         [
             posterior_means(model, x, y if conditional else None)

@@ -35,12 +35,15 @@ def load_model(path: str | Path) -> tuple[CVAE, dict]:
     return model.eval(), ckpt
 
 
-def test_images(cfg: DictConfig, ckpt: dict, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The first n test images of the checkpoint's dataset, at its image size, in [0, 1]."""
+def checkpoint_images(
+    cfg: DictConfig, ckpt: dict, train: bool, n: int | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first n images (all if None) of a split of the checkpoint's dataset (or cfg.data.name),
+    at its image size, in [0, 1], with their labels."""
     data = ckpt.get("datamodule_hyper_parameters", {})
     name = cfg.data.name or data.get("name", "mnist")
     size = ckpt["hyper_parameters"]["image_size"]
-    images, labels = load_resized(cfg.data.root, name, False, size, cfg.data.cache_dir)
+    images, labels = load_resized(cfg.data.root, name, train, size, cfg.data.cache_dir)
     return images[:n].float().div(255), labels[:n]
 
 
@@ -64,7 +67,7 @@ def render(cfg: DictConfig) -> Path:
         image = explore.manifold(model, n=cfg.steps, digit=cfg.digit)
     else:
         last = max(cfg.a, cfg.b, cfg.index)
-        x, y = test_images(cfg, ckpt, last + 1)
+        x, y = checkpoint_images(cfg, ckpt, train=False, n=last + 1)
         labels = (lambda i: y[i]) if model.num_classes else (lambda i: None)
         if cfg.mode == "interpolate":
             image = explore.interpolate(

@@ -8,11 +8,12 @@ from pathlib import Path
 import lightning as L
 import torch
 from hydra.utils import instantiate
-from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.tensorboard.summary import hparams
 
+from cvae_lightning.callbacks import tensorboard_writers
 from cvae_lightning.checkpoints import (
+    ARCHITECTURE,
     check_architecture_matches,
     read_checkpoint,
     resolve_checkpoint,
@@ -58,12 +59,13 @@ def log_hparams(trainer: L.Trainer, cfg: DictConfig, metrics: dict[str, float]) 
     val/* and train/* values show up without writing any extra point into those curves.
     """
     shown = {k: v for k, v in metrics.items() if k.split("/")[0] in ("train", "val", "test")}
-    for logger in trainer.loggers:
-        if isinstance(logger, TensorBoardLogger) and shown:
-            writer = logger.experiment._get_file_writer()
-            for summary in hparams(flat_hparams(cfg), shown):
-                writer.add_summary(summary)
-            writer.flush()
+    if not shown:
+        return
+    for writer in tensorboard_writers(trainer):
+        file_writer = writer._get_file_writer()
+        for summary in hparams(flat_hparams(cfg), shown):
+            file_writer.add_summary(summary)
+        file_writer.flush()
 
 
 def save_resolved_config(cfg: DictConfig) -> None:
@@ -82,8 +84,7 @@ def train(cfg: DictConfig, extra_callbacks: list[L.Callback] | None = None) -> d
     datamodule.prepare_data()  # data problems surface before the run writes anything
     ckpt_path = resolve_checkpoint(cfg.ckpt_path) if cfg.get("ckpt_path") else None
     if ckpt_path is not None:
-        architecture = {k: cfg.model[k] for k in ("latent", "max_filters", "conditional")}
-        architecture |= {k: cfg.data[k] for k in ("image_size", "channels")}
+        architecture = {k: OmegaConf.select(cfg, key) for k, key in ARCHITECTURE.items()}
         check_architecture_matches(read_checkpoint(ckpt_path), ckpt_path, architecture)
     L.seed_everything(cfg.seed, workers=True)
     # TF32 matmuls on Ampere+ GPUs: same results to ~1e-3, much faster; no effect on CPU.
