@@ -14,11 +14,15 @@ from hydra.types import RunMode
 from cvae_lightning.callbacks import NonFiniteLossError
 from cvae_lightning.checkpoints import CheckpointError
 from cvae_lightning.checks import ConfigError
+from cvae_lightning.classifier_training import AccuracyTooLowError
 from cvae_lightning.datasets import DatasetError
 from cvae_lightning.resolvers import PROJECT_ROOT  # noqa: F401 (registers conf/'s resolvers)
 
 # Problems the user can act on: one line and an exit code each, no traceback.
-EXIT_CODES = {ConfigError: 2, DatasetError: 2, CheckpointError: 2, NonFiniteLossError: 1}
+EXIT_CODES = {
+    ConfigError: 2, DatasetError: 2, CheckpointError: 2,  # ClassifierError too (a subclass)
+    NonFiniteLossError: 1, AccuracyTooLowError: 1,
+}  # fmt: skip
 
 
 def is_multirun() -> bool:
@@ -48,4 +52,4 @@ def exit_on_user_error(fn: Callable, *args):
         logging.shutdown()
         _remove_empty_run_dir()
         print(f"error: {e}", file=sys.stderr)
-        sys.exit(EXIT_CODES[type(e)])
+        sys.exit(next(code for cls, code in EXIT_CODES.items() if isinstance(e, cls)))

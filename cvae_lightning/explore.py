@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 from torchvision.utils import make_grid
 
+from cvae_lightning.latent_prior import FittedPrior
 from cvae_lightning.model import CVAE
 
 
@@ -21,12 +22,43 @@ def _grid(images: torch.Tensor, nrow: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def posterior_means(model: CVAE, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-    """mu of q(z|x[,y]) for a batch of images (B, C, S, S) -> (B, latent)."""
+def posterior_means(
+    model: CVAE, x: torch.Tensor, y: torch.Tensor | None = None, batch: int = 512
+) -> torch.Tensor:
+    """mu of q(z|x[,y]) for images (N, C, S, S) -> (N, latent), a batch at a time."""
     model.eval()
     device = _device(model)
-    y = None if y is None else y.to(device)
-    return model.encoder(x.to(device), model.one_hot(y, len(x)))[0]
+    ys = [None] * len(x.split(batch)) if y is None else y.to(device).split(batch)
+    return torch.cat(
+        [
+            model.encoder(xb.to(device), model.one_hot(yb, len(xb)))[0]
+            for xb, yb in zip(x.split(batch), ys, strict=True)
+        ]
+    )
+
+
+def fit_prior(model: CVAE, x: torch.Tensor, y: torch.Tensor, batch: int = 512) -> FittedPrior:
+    """The fitted prior of latent_prior.py from training images (per class if conditional)."""
+    labels = y if model.num_classes else None
+    mu = posterior_means(model, x, labels, batch).cpu()
+    return FittedPrior.fit(mu, labels, model.num_classes)
+
+
+@torch.no_grad()
+def generate(
+    model: CVAE,
+    n: int,
+    temperature: float = 1.0,
+    generator: torch.Generator | None = None,
+    y: torch.Tensor | None = None,
+    prior: FittedPrior | None = None,
+) -> torch.Tensor:
+    """n images from z ~ N(0, temperature^2 I), or from a fitted prior if one is given."""
+    model.eval()
+    if prior is None:
+        return model.sample(n, temperature, generator=generator, y=y)
+    z = prior.sample(n, y, temperature, generator).to(_device(model))
+    return model.decode(z, None if y is None else y.to(z.device))
 
 
 @torch.no_grad()
@@ -37,19 +69,22 @@ def sample_grid(
     temperature: float = 1.0,
     seed: int = 0,
     digit: int | None = None,
+    prior: FittedPrior | None = None,
 ) -> torch.Tensor:
-    """n images decoded from z ~ N(0, temperature^2 I); `digit` picks the class if conditional."""
-    model.eval()
+    """n images decoded from z ~ N(0, temperature^2 I) (or the fitted prior); `digit` picks the
+    class if conditional."""
     y = None
     if model.num_classes:
-        # One row per class unless a digit is asked for.
-        y = torch.full((n,), digit) if digit is not None else torch.arange(n) % model.num_classes
-        if digit is None:
-            nrow = model.num_classes
+        # One row per class unless a digit is asked for (as the per-epoch grid shows them).
+        if digit is not None:
+            y = torch.full((n,), digit)
+        else:
+            nrow = -(-n // model.num_classes)
+            y = (torch.arange(n) // nrow).clamp(max=model.num_classes - 1)
     elif digit is not None:
         raise ValueError("digit=... needs a conditional model (model.conditional=true)")
     g = torch.Generator().manual_seed(seed)
-    return _grid(model.sample(n, temperature, generator=g, y=y), nrow)
+    return _grid(generate(model, n, temperature, g, y, prior), nrow)
 
 
 @torch.no_grad()

@@ -40,10 +40,27 @@ def conv_bn_act(c_in: int, c_out: int, stride: int) -> nn.Sequential:
     )
 
 
+class LabelFilm(nn.Module):
+    """The label as a per-channel scale and shift (FiLM) at each stage of a conditional network.
+
+    Fed only through one layer, the label gets ignored in favour of z: the encoder leaves the
+    digit's identity in z and the decoder reads it from there, so `digit=7` draws other digits.
+    At every stage the encoder can take the class out of z, and the decoder put it back.
+    """
+
+    def __init__(self, num_classes: int, channels: tuple[int, ...]):
+        super().__init__()
+        self.layers = nn.ModuleList(nn.Linear(num_classes, 2 * c) for c in channels)
+
+    def forward(self, stage: int, h: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        scale, shift = self.layers[stage](y.to(h.dtype))[:, :, None, None].chunk(2, dim=1)
+        return h * (1 + scale) + shift
+
+
 class Encoder(nn.Module):
     """x (B, C, S, S) in [0, 1] -> (mu, logvar), each (B, latent); logvar already clamped.
 
-    With `num_classes` > 0 the heads also see the one-hot label (a conditional VAE).
+    With `num_classes` > 0 every stage and the heads also see the one-hot label.
     """
 
     def __init__(
@@ -57,6 +74,7 @@ class Encoder(nn.Module):
             conv_bn_act(f // 2, f, stride=2),
             nn.Flatten(),
         )
+        self.label_film = LabelFilm(num_classes, (f // 4, f // 2, f)) if num_classes else None
         flat = f * (image_size // 8) ** 2 + num_classes
         self.mu = nn.Linear(flat, latent)
         self.logvar = nn.Linear(flat, latent)
@@ -67,7 +85,14 @@ class Encoder(nn.Module):
     def forward(
         self, x: torch.Tensor, y: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        h = with_label(self.features(x), y)
+        if self.label_film is None or y is None:
+            h = self.features(x)
+        else:
+            h = x
+            for stage, layer in enumerate(self.features[:-1]):
+                h = self.label_film(stage, layer(h), y)
+            h = self.features[-1](h)
+        h = with_label(h, y)
         return self.mu(h), self.logvar(h).clamp(LOGVAR_MIN, LOGVAR_MAX)
 
 
@@ -90,22 +115,15 @@ class Decoder(nn.Module):
             nn.Conv2d(f // 4, channels, kernel_size=3, padding=1),
             nn.Sigmoid(),
         )
-
-        # A conditional decoder also gets the label as a per-channel bias at every stage:
-        # fed only through the first layer, the label gets ignored in favour of z.
-        self.label_bias = (
-            nn.ModuleList(nn.Linear(num_classes, c) for c in (f, f // 2, f // 4))
-            if num_classes
-            else None
-        )
+        self.label_film = LabelFilm(num_classes, (f, f // 2, f // 4)) if num_classes else None
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         h = self.linear(with_label(z, y)).view(-1, *self.shape)
-        biases = iter(self.label_bias) if self.label_bias is not None and y is not None else None
+        stage = 0
         for layer in self.up:
             h = layer(h)
-            if biases is not None and isinstance(layer, nn.Upsample):
-                h = h + next(biases)(y.to(h.dtype))[:, :, None, None]
+            if self.label_film is not None and y is not None and isinstance(layer, nn.Upsample):
+                h, stage = self.label_film(stage, h, y), stage + 1
         return h
 
 
@@ -131,7 +149,7 @@ class CVAE(nn.Module):
     ):
         super().__init__()
         check_architecture(latent, max_filters, image_size, channels)
-        self.latent, self.num_classes = latent, num_classes
+        self.latent, self.num_classes, self.channels = latent, num_classes, channels
         self.encoder = Encoder(latent, max_filters, image_size, channels, num_classes)
         self.decoder = Decoder(latent, max_filters, image_size, channels, num_classes)
 

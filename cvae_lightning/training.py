@@ -20,6 +20,7 @@ from cvae_lightning.checkpoints import (
 )
 from cvae_lightning.checks import check_config
 from cvae_lightning.cli import is_multirun
+from cvae_lightning.evaluation import evaluate
 from cvae_lightning.resolvers import PROJECT_ROOT, short_dirname  # noqa: F401 (re-exported)
 
 # Metrics are logged per epoch, so Lightning's advice on the step-logging interval does not apply.
@@ -96,11 +97,27 @@ def train(cfg: DictConfig, extra_callbacks: list[L.Callback] | None = None) -> d
 
     trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    best = trainer.checkpoint_callback and trainer.checkpoint_callback.best_model_path
     if cfg.get("test"):
-        best = trainer.checkpoint_callback and trainer.checkpoint_callback.best_model_path
         ckpt = "best" if best else None
         for result in trainer.test(model, datamodule=datamodule, ckpt_path=ckpt, weights_only=True):
             metrics.update({k: float(v) for k, v in result.items()})
     if trainer.is_global_zero:
         log_hparams(trainer, cfg, metrics)
+        if cfg.get("test") and cfg.get("eval") and best:
+            metrics.update(evaluate(eval_config(cfg, best)))
     return metrics
+
+
+def eval_config(cfg: DictConfig, ckpt_path: str) -> DictConfig:
+    """What eval.py would compose for this run's checkpoint: results go to <run>/eval."""
+    d = cfg.data
+    return OmegaConf.create(
+        {
+            "ckpt_path": ckpt_path,
+            "seed": cfg.seed,
+            "eval": OmegaConf.to_container(cfg.eval, resolve=True),
+            "data": {"root": d.root, "name": d.name, "cache_dir": d.cache_dir},
+            "out_dir": str(Path(cfg.paths.output) / "eval"),
+        }
+    )

@@ -6,8 +6,11 @@ import sys
 
 import pytest
 import torch
+from hydra import compose, initialize_config_dir
 
+from cvae_lightning.checks import ConfigError
 from cvae_lightning.datasets import load_resized
+from cvae_lightning.evaluation import evaluate
 from cvae_lightning.losses import kl_divergence, reconstruction_loss
 from cvae_lightning.metrics import active_units, iwae_loss, knn_accuracy, likelihood_constant
 from cvae_lightning.sampling import load_model
@@ -63,7 +66,8 @@ def test_eval_script_writes_json(trained_run, cache_dir, tmp_path):
     proc = subprocess.run(
         [sys.executable, str(PROJECT_ROOT / "eval.py"), f"ckpt_path={trained_run[2]}",
          f"data.cache_dir={cache_dir}", "eval.images=512", "eval.iwae_k=5",
-         "eval.iwae_images=64", "eval.knn_train=1000", f"out_dir={out}"],
+         "eval.iwae_images=64", "eval.knn_train=1000", "eval.samples=600",
+         "eval.kid_subset=300", f"out_dir={out}"],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -74,4 +78,39 @@ def test_eval_script_writes_json(trained_run, cache_dir, tmp_path):
     assert m["test/neg_elbo_nats"] == pytest.approx(m["test/loss"] + likelihood_constant(256))
     assert 0 < m["test/ssim"] <= 1 and m["test/psnr"] > 5
     assert 0 <= m["latent/active_units"] <= 8 and m["latent/knn5_accuracy"] > 0.3
+    # FID/KID against the test images, beside the floor of real training images
+    assert m["samples/fid"] > m["real/fid_train_vs_test"] > 0
+    assert m["samples/kid"] > m["real/kid_train_vs_test"]
+    assert 0 < m["samples/confidence"] <= 1 and 0 <= m["samples/digit_evenness"] <= 1
+    assert m["real/class_accuracy"] > 0.9  # 16px images lose detail: 94.5% measured
+    assert 0 <= m["test/recon_class_accuracy"] <= 1
+    assert "samples/class_accuracy" not in m  # only conditional models are asked for digits
+    assert record["samples"] == 600 and sum(record["digit_shares"]["samples"]) == pytest.approx(1)
+    assert record["classifier"]["test_accuracy"] >= 0.99
+    assert "samples/fid" in proc.stdout and "floor" in proc.stdout
     assert list((out / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def test_eval_refuses_a_bad_classifier_file_in_one_line(trained_run, tmp_path):
+    bad = tmp_path / "clf.pt"
+    bad.write_bytes(b"garbage")
+    proc = subprocess.run(
+        [sys.executable, str(PROJECT_ROOT / "eval.py"), f"ckpt_path={trained_run[2]}",
+         f"eval.classifier={bad}", f"out_dir={tmp_path / 'eval'}"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        f"error: classifier weights {bad} are corrupt or not a cvae-lightning classifier "
+        "(UnpicklingError): restore it with `git checkout -- weights/` or rebuild it with "
+        "`uv run train_classifier.py`"
+    ]
+    assert not (tmp_path / "eval").exists()
+
+
+@pytest.mark.parametrize("override", ["eval.samples=-1", "eval.iwae_k=0", "eval.temperature=0"])
+def test_eval_config_is_checked_before_any_work(tmp_path, override):
+    with initialize_config_dir(config_dir=str(PROJECT_ROOT / "conf"), version_base="1.3"):
+        cfg = compose("eval", overrides=[f"ckpt_path={tmp_path}", override])
+    with pytest.raises(ConfigError, match=override.replace(".", r"\.")):
+        evaluate(cfg)  # the checkpoint folder is empty: the config is refused first

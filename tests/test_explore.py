@@ -47,11 +47,9 @@ def test_conditional_model_takes_labels_and_keeps_the_reference_unchanged():
     assert sum(p.numel() for p in CVAE().parameters()) == 149_265
     cond = CVAE(num_classes=10)
     # The label adds 10 inputs to each encoder head and to the decoder's first layer, and a
-    # per-channel bias (10 -> 64, 32, 16) at each decoder stage.
-    label_bias = sum(10 * c + c for c in (64, 32, 16))
-    assert (
-        sum(p.numel() for p in cond.parameters()) == 149_265 + 2 * 10 * 8 + 10 * 4096 + label_bias
-    )
+    # per-channel scale and shift (10 -> 2 x 16, 32, 64) at each encoder and decoder stage.
+    film = 2 * sum(2 * (10 * c + c) for c in (64, 32, 16))
+    assert sum(p.numel() for p in cond.parameters()) == 149_265 + 2 * 10 * 8 + 10 * 4096 + film
     x, y = torch.rand(4, 1, 64, 64), torch.tensor([0, 3, 7, 9])
     x_rec, mu, _ = cond(x, y)
     assert x_rec.shape == x.shape and mu.shape == (4, 8)

@@ -44,7 +44,7 @@ def test_checkpoint_hparams_are_plain_values(module):
         "max_filters": 16,
         "image_size": 16,
         "channels": 1,
-        "channels_last": False,
+        "channels_last": True,
         "compile": False,
         "conditional": False,
         "num_classes": 10,

@@ -48,12 +48,31 @@ def test_interpolation_and_traversal(ckpt, tmp_path, cache_dir):
         assert im.size == (2 + 6 * 18, 2 + 8 * 18)  # one row per latent dimension (8)
 
 
+def test_fitted_prior_is_seeded_and_differs_from_the_standard_one(ckpt, tmp_path, cache_dir):
+    from hydra import compose, initialize_config_dir
+
+    from cvae_lightning.sampling import render
+
+    def png(name: str, *overrides: str) -> bytes:
+        with initialize_config_dir(config_dir=str(PROJECT_ROOT / "conf"), version_base="1.3"):
+            cfg = compose("sample", overrides=[f"ckpt_path={ckpt}", f"data.cache_dir={cache_dir}",
+                                               "n=16", "prior_images=1000",
+                                               f"out={tmp_path / name}", *overrides])  # fmt: skip
+        return render(cfg).read_bytes()
+
+    fitted = png("f1.png", "prior=fitted")
+    assert fitted == png("f2.png", "prior=fitted")
+    assert fitted != png("s.png", "prior=standard")
+    assert png("auto.png") == png("s2.png", "prior=standard")  # auto: standard if unconditional
+
+
 @pytest.mark.parametrize(
     "args,message",
     [
         (["digit=7"], "digit=7 is invalid for this checkpoint: use null (unconditional)"),
         (["mode=manifold"], "mode=manifold needs a checkpoint with model.latent=2, not 8"),
         (["mode=movie"], "mode='movie' is invalid"),
+        (["prior=mean"], "prior='mean' is invalid: choose one of auto, standard, fitted"),
     ],
 )
 def test_bad_requests_give_one_line(ckpt, tmp_path, args, message):

@@ -12,7 +12,10 @@ TOLERANCE = 0.05
 
 @pytest.fixture
 def fp32_loss(tiny_cfg):
-    return train(tiny_cfg.copy())["val/loss"]
+    """The plainest run: fp32, contiguous (NCHW) tensors."""
+    cfg = tiny_cfg.copy()
+    cfg.model.channels_last = False
+    return train(cfg)["val/loss"]
 
 
 def test_gpu_options_run_on_cpu_and_agree(tiny_cfg, fp32_loss, tmp_path):

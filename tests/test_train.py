@@ -1,3 +1,6 @@
+import json
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -42,6 +45,11 @@ def test_test_split_evaluation(tiny_cfg):
     tiny_cfg.trainer.limit_test_batches = 2
     metrics = train(tiny_cfg)
     assert metrics["test/loss"] == pytest.approx(metrics["test/recon"] + metrics["test/kl"], 1e-4)
+    # and eval.py's measures of the best checkpoint, in <run>/eval
+    record = json.loads((Path(tiny_cfg.paths.output) / "eval" / "metrics.json").read_text())
+    assert record["checkpoint"].endswith(".ckpt") and "best" in record["checkpoint"]
+    assert record["metrics"]["samples/fid"] == metrics["samples/fid"] > 0
+    assert "test/iwae5_loss" in metrics and "latent/active_units" in metrics
 
 
 def test_hparams_tab_holds_config_and_final_metrics(trained_run):

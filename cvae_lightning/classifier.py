@@ -1,0 +1,102 @@
+"""The project's own MNIST digit classifier (plain PyTorch): the feature extractor behind FID/KID.
+
+Inception features (what FID usually uses) know nothing of handwritten digits; a small network
+trained on MNIST does. It reads images of any size in [0, 1] and scales them to 28x28 first, so
+models trained at any `data.image_size` are measured the same way. `train_classifier.py`
+reproduces the shipped weights file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cvae_lightning.checkpoints import CheckpointError
+from cvae_lightning.files import atomic_write
+
+FORMAT = "cvae-lightning-classifier/1"
+SIZE = 28  # MNIST's native resolution: what the network was trained on
+MEAN, STD = 0.1307, 0.3081  # MNIST training-set pixel statistics
+
+
+class ClassifierError(CheckpointError):
+    """Classifier weights that cannot be used; the message names the file and the fix."""
+
+
+def conv_block(c_in: int, c_out: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU()
+    )
+
+
+class DigitClassifier(nn.Module):
+    """Five 3x3 conv blocks, global average pooling to `features` values, a linear head."""
+
+    def __init__(self, features: int = 128, num_classes: int = 10):
+        super().__init__()
+        self.num_features = features  # torchmetrics' FID/KID read this instead of probing
+        self.body = nn.Sequential(
+            conv_block(1, 32), conv_block(32, 32), nn.MaxPool2d(2),  # 28 -> 14
+            conv_block(32, 64), conv_block(64, 64), nn.MaxPool2d(2),  # 14 -> 7
+            conv_block(64, features), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        )  # fmt: skip
+        self.head = nn.Sequential(nn.Dropout(0.2), nn.Linear(features, num_classes))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 1, H, W) in [0, 1] -> (N, features): the penultimate activations."""
+        if x.shape[-2:] != (SIZE, SIZE):
+            x = F.interpolate(x, size=(SIZE, SIZE), mode="bilinear", antialias=True)
+        return self.body((x - MEAN) / STD)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+class FeatureExtractor(nn.Module):
+    """A frozen classifier as torchmetrics' `feature` module: images in, penultimate features out.
+
+    Built fresh at evaluation time, so it is never part of a training checkpoint.
+    """
+
+    def __init__(self, classifier: DigitClassifier):
+        super().__init__()
+        self.classifier = classifier.eval().requires_grad_(False)
+        self.num_features = classifier.num_features
+
+    def train(self, mode: bool = True) -> FeatureExtractor:
+        return super().train(False)  # metrics call .train(); BatchNorm must stay in eval mode
+
+    @torch.no_grad()
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier.features(x.float())
+
+
+def save_classifier(model: DigitClassifier, path: str | Path, **info) -> None:
+    """Weights plus what they are (format, feature size, test accuracy...) in one small file."""
+    blob = {"format": FORMAT, "features": model.num_features, "state_dict": model.state_dict()}
+    atomic_write(Path(path), lambda f: torch.save({**blob, **info}, f))
+
+
+def load_classifier(path: str | Path) -> tuple[DigitClassifier, dict]:
+    """The classifier of a weights file (weights_only load), in eval mode, and its info."""
+    path = Path(path)
+    fix = (
+        "restore it with `git checkout -- weights/` or rebuild it with `uv run train_classifier.py`"
+    )
+    if not path.is_file():
+        raise ClassifierError(f"classifier weights {path} do not exist: {fix}")
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+        assert isinstance(blob, dict) and blob.get("format") == FORMAT, "unknown format"
+        model = DigitClassifier(blob["features"])
+        model.load_state_dict(blob["state_dict"])
+    except Exception as e:  # any unusable file is the same problem for the user
+        raise ClassifierError(
+            f"classifier weights {path} are corrupt or not a cvae-lightning classifier "
+            f"({type(e).__name__}): {fix}"
+        ) from None
+    info = {k: v for k, v in blob.items() if k != "state_dict"}
+    return model.eval(), info

@@ -1,0 +1,75 @@
+"""FID/KID over the project classifier's features, confidence and digit coverage of samples."""
+
+import pytest
+import torch
+
+from cvae_lightning.classifier import DigitClassifier, load_classifier
+from cvae_lightning.datasets import load_resized
+from cvae_lightning.model import CVAE
+from cvae_lightning.sample_quality import ClassifierVerdicts, distance_metrics, draw_samples
+from cvae_lightning.training import PROJECT_ROOT
+
+
+@pytest.fixture(scope="module")
+def classifier():
+    return load_classifier(PROJECT_ROOT / "weights" / "mnist_classifier.pt")[0]
+
+
+@pytest.fixture(scope="module")
+def digits(cache_dir):
+    x, y = load_resized(PROJECT_ROOT / "data", "mnist", False, 28, cache_dir)
+    return x[:2000].float().div(255), y[:2000]
+
+
+def distances(classifier, real, fake):
+    fid, kid = distance_metrics(classifier, kid_subset=500)
+    fid.update(real, real=True)
+    kid.update(real, real=True)
+    fid.update(fake, real=False)
+    kid.update(fake, real=False)
+    torch.manual_seed(0)
+    return fid.compute().item(), kid.compute()[0].item()
+
+
+def test_fid_and_kid_of_a_set_against_itself_are_zero_and_against_noise_large(classifier, digits):
+    x = digits[0]
+    fid_self, kid_self = distances(classifier, x, x)
+    fid_halves, _ = distances(classifier, x[:1000], x[1000:])  # two samples of the same digits
+    fid_noise, kid_noise = distances(classifier, x, torch.rand_like(x))
+    assert abs(fid_self) < 1e-6 * fid_noise
+    assert abs(kid_self) < 1e-4 * kid_noise  # unbiased estimate: ~0, either sign
+    assert fid_noise > 100 * fid_halves > 0
+
+
+def test_verdicts_measure_confidence_coverage_and_accuracy():
+    always_three = DigitClassifier(8)
+    torch.nn.init.zeros_(always_three.head[-1].weight)
+    with torch.no_grad():
+        always_three.head[-1].bias.copy_(torch.arange(10) == 3).mul_(20)
+    verdicts = ClassifierVerdicts(always_three.eval())
+    y = torch.tensor([3, 3, 1, 2])
+    verdicts.update(torch.rand(4, 1, 28, 28), y)
+    s = verdicts.summary("samples")
+    assert s["samples/digit_evenness"] == pytest.approx(0, abs=1e-6)
+    assert s["samples/rarest_digit_share"] == 0
+    assert s["samples/class_accuracy"] == 0.5 and s["samples/confidence"] > 0.99
+    assert verdicts.shares()[3] == 1
+
+
+def test_shipped_classifier_finds_the_test_digits_evenly_covered(classifier, digits):
+    verdicts = ClassifierVerdicts(classifier)
+    verdicts.update(*digits)
+    s = verdicts.summary("real")
+    assert s["real/digit_evenness"] > 0.99 and s["real/rarest_digit_share"] > 0.07
+    assert s["real/class_accuracy"] > 0.98 and s["real/confidence"] > 0.95
+
+
+def test_samples_are_deterministic_and_cycle_through_the_digits():
+    model = CVAE(4, 16, 16, num_classes=10)
+    first = list(draw_samples(model, 25, 10, seed=3))
+    again = list(draw_samples(model, 25, 10, seed=3))
+    assert [len(x) for x, _ in first] == [10, 10, 5]
+    assert all(torch.equal(a[0], b[0]) for a, b in zip(first, again, strict=True))
+    labels = torch.cat([y for _, y in first])
+    assert labels.tolist() == [i % 10 for i in range(25)]
+    assert all(x.min() >= 0 and x.max() <= 1 for x, _ in first)

@@ -1,0 +1,16 @@
+"""Train the evaluation classifier: `uv run train_classifier.py` -> weights/mnist_classifier.pt."""
+
+import hydra
+from omegaconf import DictConfig
+
+from cvae_lightning.classifier_training import fit_classifier
+from cvae_lightning.cli import exit_on_user_error
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="classifier")
+def main(cfg: DictConfig) -> None:
+    exit_on_user_error(fit_classifier, cfg)
+
+
+if __name__ == "__main__":
+    main()
