@@ -126,6 +126,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     model, ckpt = load_model(path)
     classifier, classifier_info = find_classifier(e, checkpoint_dataset(cfg, ckpt), model.channels)
     x_all, y_all = checkpoint_images(cfg, ckpt, train=False, n=e.images)
+    log.info(f"evaluating {path} on {len(x_all)} test images (IWAE k={e.iwae_k}) ...")
     metrics, mu, iwae_n = test_split_metrics(model, x_all, y_all, e, classifier)
 
     conditional = bool(model.num_classes)
@@ -137,6 +138,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
 
     shares = {}
     if classifier is not None:
+        log.info(f"FID/KID, confidence and digit coverage of {e.samples} samples ...")
         quality, shares = sample_quality(
             model, classifier, x_all, y_all, train_x[: e.samples], e.samples, e.batch_size,
             cfg.seed, e.kid_subset, e.temperature,
