@@ -58,20 +58,29 @@ class DigitClassifier(nn.Module):
 class FeatureExtractor(nn.Module):
     """A frozen classifier as torchmetrics' `feature` module: images in, penultimate features out.
 
-    Built fresh at evaluation time, so it is never part of a training checkpoint.
+    Built fresh at evaluation time, so it is never part of a training checkpoint. FID, KID and
+    the classifier's verdicts all see each batch; the features of the latest batch are kept,
+    so the network runs once per batch, not once per metric.
     """
 
     def __init__(self, classifier: DigitClassifier):
         super().__init__()
         self.classifier = classifier.eval().requires_grad_(False)
         self.num_features = classifier.num_features
+        self._last: tuple[torch.Tensor, torch.Tensor] | None = None  # (images, their features)
 
     def train(self, mode: bool = True) -> FeatureExtractor:
         return super().train(False)  # metrics call .train(); BatchNorm must stay in eval mode
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier.features(x.float())
+        if self._last is None or self._last[0] is not x:
+            self._last = (x, self.classifier.features(x.float()))
+        return self._last[1]
+
+    @torch.no_grad()
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier.head(self(x))
 
 
 def save_classifier(model: DigitClassifier, path: str | Path, **info) -> None:

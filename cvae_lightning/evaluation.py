@@ -13,7 +13,7 @@ from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMe
 
 from cvae_lightning.checkpoints import resolve_checkpoint
 from cvae_lightning.checks import ConfigError
-from cvae_lightning.classifier import DigitClassifier, load_classifier
+from cvae_lightning.classifier import DigitClassifier, FeatureExtractor, load_classifier
 from cvae_lightning.explore import posterior_means
 from cvae_lightning.files import atomic_write
 from cvae_lightning.latent_prior import FittedPrior
@@ -77,7 +77,7 @@ def test_split_metrics(
     sums = {"loss": 0.0, "recon": 0.0, "kl": 0.0, "iwae": 0.0}
     ssim = StructuralSimilarityIndexMeasure(data_range=1.0)
     psnr = PeakSignalNoiseRatio(data_range=1.0)
-    verdicts = classifier and ClassifierVerdicts(classifier)
+    verdicts = None if classifier is None else ClassifierVerdicts(FeatureExtractor(classifier))
     mus, iwae_n = [], min(e.iwae_images or len(x_all), len(x_all))
     for start in range(0, len(x_all), e.batch_size):
         x, y = x_all[start : start + e.batch_size], y_all[start : start + e.batch_size]

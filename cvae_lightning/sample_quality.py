@@ -37,14 +37,14 @@ def draw_samples(
 class ClassifierVerdicts:
     """Running confidence, predicted-digit counts and (given labels) accuracy of a classifier."""
 
-    def __init__(self, classifier: DigitClassifier):
-        self.classifier = classifier
+    def __init__(self, features: FeatureExtractor):
+        self.features = features
         self.confidence, self.accuracy = MeanMetric(), MeanMetric()
-        self.counts = torch.zeros(classifier.head[-1].out_features)
+        self.counts = torch.zeros(features.classifier.head[-1].out_features)
 
     @torch.no_grad()
     def update(self, x: torch.Tensor, y: torch.Tensor | None = None) -> None:
-        probs = self.classifier(x).softmax(-1)
+        probs = self.features.logits(x).softmax(-1)
         confidence, predicted = probs.max(-1)
         self.confidence.update(confidence)
         self.counts += torch.bincount(predicted, minlength=len(self.counts)).float()
@@ -69,10 +69,9 @@ class ClassifierVerdicts:
 
 
 def distance_metrics(
-    classifier: DigitClassifier, kid_subset: int
+    features: FeatureExtractor, kid_subset: int
 ) -> tuple[FrechetInceptionDistance, KernelInceptionDistance]:
     """FID and KID over the classifier's features; their real side survives reset()."""
-    features = FeatureExtractor(classifier)
     fid = FrechetInceptionDistance(feature=features, reset_real_features=False, normalize=True)
     with warnings.catch_warnings():  # KID keeps all features: 10,000 x 128 floats is 5 MB
         warnings.filterwarnings("ignore", ".*will save all extracted features.*")
@@ -99,14 +98,15 @@ def sample_quality(
     the classifier's confidence and digit coverage on samples and test images, its accuracy on
     the test images and (conditional model) on the requested digits. -> (metrics, digit shares)"""
     kid_subset = min(kid_subset, n, len(test_x), len(train_x))
-    fid, kid = distance_metrics(classifier, kid_subset)
-    real = ClassifierVerdicts(classifier)
+    features = FeatureExtractor(classifier)  # one network pass per batch serves all metrics
+    fid, kid = distance_metrics(features, kid_subset)
+    real = ClassifierVerdicts(features)
     for x, y in zip(test_x.split(batch), test_y.split(batch), strict=True):
         fid.update(x, real=True)
         kid.update(x, real=True)
         real.update(x, y)
 
-    samples = ClassifierVerdicts(classifier)
+    samples = ClassifierVerdicts(features)
     for x, y in draw_samples(model, n, batch, seed, temperature):
         fid.update(x, real=False)
         kid.update(x, real=False)
@@ -140,7 +140,7 @@ def fitted_prior_accuracy(
     model: CVAE, classifier: DigitClassifier, prior: FittedPrior, n: int, batch: int, seed: int
 ) -> float:
     """How often a conditional model draws the requested digit with z from the fitted prior."""
-    verdicts = ClassifierVerdicts(classifier)
+    verdicts = ClassifierVerdicts(FeatureExtractor(classifier))
     for x, y in draw_samples(model, n, batch, seed, prior=prior):
         verdicts.update(x, y)
     return float(verdicts.accuracy.compute())

@@ -3,10 +3,15 @@
 import pytest
 import torch
 
-from cvae_lightning.classifier import DigitClassifier, load_classifier
+from cvae_lightning.classifier import DigitClassifier, FeatureExtractor, load_classifier
 from cvae_lightning.datasets import load_resized
 from cvae_lightning.model import CVAE
-from cvae_lightning.sample_quality import ClassifierVerdicts, distance_metrics, draw_samples
+from cvae_lightning.sample_quality import (
+    ClassifierVerdicts,
+    distance_metrics,
+    draw_samples,
+    sample_quality,
+)
 from cvae_lightning.training import PROJECT_ROOT
 
 
@@ -22,7 +27,7 @@ def digits(cache_dir):
 
 
 def distances(classifier, real, fake):
-    fid, kid = distance_metrics(classifier, kid_subset=500)
+    fid, kid = distance_metrics(FeatureExtractor(classifier), kid_subset=500)
     fid.update(real, real=True)
     kid.update(real, real=True)
     fid.update(fake, real=False)
@@ -46,7 +51,7 @@ def test_verdicts_measure_confidence_coverage_and_accuracy():
     torch.nn.init.zeros_(always_three.head[-1].weight)
     with torch.no_grad():
         always_three.head[-1].bias.copy_(torch.arange(10) == 3).mul_(20)
-    verdicts = ClassifierVerdicts(always_three.eval())
+    verdicts = ClassifierVerdicts(FeatureExtractor(always_three))
     y = torch.tensor([3, 3, 1, 2])
     verdicts.update(torch.rand(4, 1, 28, 28), y)
     s = verdicts.summary("samples")
@@ -57,7 +62,7 @@ def test_verdicts_measure_confidence_coverage_and_accuracy():
 
 
 def test_shipped_classifier_finds_the_test_digits_evenly_covered(classifier, digits):
-    verdicts = ClassifierVerdicts(classifier)
+    verdicts = ClassifierVerdicts(FeatureExtractor(classifier))
     verdicts.update(*digits)
     s = verdicts.summary("real")
     assert s["real/digit_evenness"] > 0.99 and s["real/rarest_digit_share"] > 0.07
@@ -73,3 +78,17 @@ def test_samples_are_deterministic_and_cycle_through_the_digits():
     labels = torch.cat([y for _, y in first])
     assert labels.tolist() == [i % 10 for i in range(25)]
     assert all(x.min() >= 0 and x.max() <= 1 for x, _ in first)
+
+
+def test_the_classifier_runs_once_per_batch_for_all_metrics(classifier, digits, monkeypatch):
+    """FID, KID and the verdicts share each batch's features: 3 sets of 4 batches, 12 passes."""
+    calls = []
+    features = classifier.features
+    monkeypatch.setattr(classifier, "features", lambda x: calls.append(len(x)) or features(x))
+    x, y = digits
+    metrics, _ = sample_quality(
+        CVAE(4, 16, 16), classifier, x[:400], y[:400], x[400:800], n=400, batch=100, seed=0,
+        kid_subset=100,
+    )  # fmt: skip
+    assert calls == [100] * 12
+    assert metrics["real/fid_train_vs_test"] < metrics["samples/fid"]
