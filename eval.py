@@ -4,13 +4,15 @@ import hydra
 from omegaconf import DictConfig
 
 from cvae_lightning.cli import exit_on_user_error
-from cvae_lightning.evaluation import evaluate
+from cvae_lightning.evaluation import evaluate_config
+from cvae_lightning.runs import register_resolvers
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="eval")
 def main(cfg: DictConfig) -> None:
-    exit_on_user_error(evaluate, cfg)
+    exit_on_user_error(evaluate_config, cfg)
 
 
 if __name__ == "__main__":
+    register_resolvers()
     main()

@@ -9,6 +9,7 @@ import hydra
 from omegaconf import DictConfig
 
 from cvae_lightning.cli import exit_on_user_error
+from cvae_lightning.runs import register_resolvers
 from cvae_lightning.sampling import render
 
 
@@ -19,4 +20,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    register_resolvers()
     main()

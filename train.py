@@ -1,9 +1,12 @@
 """Train the CVAE: `uv run train.py [key=value ...]` (see conf/ and README.md)."""
 
+import sys
+
 import hydra
 from omegaconf import DictConfig
 
 from cvae_lightning.cli import exit_on_user_error
+from cvae_lightning.runs import register_resolvers, resume_overrides
 from cvae_lightning.training import train
 
 
@@ -15,4 +18,6 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    register_resolvers()
+    sys.argv[1:] = exit_on_user_error(resume_overrides, sys.argv[1:])  # ckpt_path=last
     main()

@@ -5,6 +5,7 @@ from omegaconf import DictConfig
 
 from cvae_lightning.classifier_training import fit_classifier
 from cvae_lightning.cli import exit_on_user_error
+from cvae_lightning.runs import register_resolvers
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="classifier")
@@ -13,4 +14,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    register_resolvers()
     main()

@@ -7,7 +7,9 @@ The project side is the real thing: Hydra config -> DataModule, LightningModule,
 TensorBoard logger, console lines and progress bar on. The plain side is the same CVAE and AdamW
 in a bare loop over the same uint8 tensor, timed over the same number of steps after warm-up.
 Hydra overrides after `--` apply to the project side; the plain side copies its precision,
-channels_last and data placement.
+channels_last and data placement. Each batch size runs in each of `--precisions` (default: fp32
+and the default, `auto`, which is bf16 on CPUs with AMX/AVX512-BF16), and every row also says
+how the project compares with the plain fp32 loop.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ sys.path.insert(0, str(ROOT))
 from cvae_lightning.datasets import load_resized  # noqa: E402
 from cvae_lightning.losses import kl_divergence, reconstruction_loss  # noqa: E402
 from cvae_lightning.model import CVAE  # noqa: E402
+from cvae_lightning.precision import AUTO, choose_precision  # noqa: E402
+from cvae_lightning.runs import register_resolvers  # noqa: E402
 from cvae_lightning.training import train  # noqa: E402
 
 
@@ -61,6 +65,7 @@ class StepClock(L.Callback):
 
 
 def compose_project(batch: int, steps: int, out: Path, overrides: list[str]):
+    register_resolvers()
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         cfg = compose(
             "train",
@@ -71,11 +76,14 @@ def compose_project(batch: int, steps: int, out: Path, overrides: list[str]):
                 "trainer.limit_val_batches=0",
                 "callbacks.checkpoint=null",
                 "callbacks.last_checkpoint=null",
+                "callbacks.densities=null",
                 *overrides,
             ],
         )
     with open_dict(cfg):
         cfg.paths.output = str(out)
+    if cfg.trainer.precision == AUTO:  # resolve it here, so the plain loop copies the choice
+        cfg.trainer.precision, _ = choose_precision(str(cfg.trainer.accelerator))
     return cfg
 
 
@@ -125,6 +133,7 @@ def startup_seconds(overrides: list[str]) -> float:
             [sys.executable, str(ROOT / "train.py"), "trainer.max_steps=1",
              "trainer.limit_val_batches=0", "callbacks.checkpoint=null",
              "callbacks.last_checkpoint=null", "callbacks.images=null", "callbacks.latent=null",
+             "callbacks.densities=null",
              f"hydra.run.dir={out}", *overrides],
             capture_output=True, text=True, cwd=ROOT,
         )  # fmt: skip
@@ -153,6 +162,7 @@ def main() -> None:
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[128, 1024])
     parser.add_argument("--steps", type=int, default=None, help="timed steps (default by device)")
     parser.add_argument("--warmup", type=int, default=None, help="untimed steps first")
+    parser.add_argument("--precisions", nargs="+", default=["32-true", "auto"])
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for the project run")
     args = parser.parse_args()
 
@@ -173,18 +183,24 @@ def main() -> None:
         big = device.type == "cuda"
         steps = args.steps or (300 if big else max(4, 4096 // batch))
         warmup = args.warmup if args.warmup is not None else (50 if big else 2)
-        with tempfile.TemporaryDirectory() as out:
-            cfg = compose_project(batch, warmup + steps, Path(out), args.overrides)
-            if device.type == "cuda":
-                torch.cuda.reset_peak_memory_stats()
-            plain = run_plain(cfg, device, warmup, steps)
-            project = run_project(cfg, warmup)
-            rows.append((batch, steps, plain, project, peak_memory_mb(device)))
-    print(f"\n{'batch':>6} {'steps':>6} {'plain im/s':>12} {'project im/s':>13} {'ratio':>6} "
-          f"{'peak MiB':>9}")  # fmt: skip
-    for batch, steps, plain, project, peak in rows:
-        print(f"{batch:>6} {steps:>6} {plain:>12.1f} {project:>13.1f} {project / plain:>6.3f} "
-              f"{peak:>9.0f}")  # fmt: skip
+        for asked in args.precisions:
+            overrides = [*args.overrides, f"trainer.precision={asked}"]
+            with tempfile.TemporaryDirectory() as out:
+                cfg = compose_project(batch, warmup + steps, Path(out), overrides)
+                if device.type == "cuda":
+                    torch.cuda.reset_peak_memory_stats()
+                plain = run_plain(cfg, device, warmup, steps)
+                project = run_project(cfg, warmup)
+                used = cfg.trainer.precision
+                label = f"{asked} ({used})" if asked != used else used
+                rows.append((batch, label, steps, plain, project, peak_memory_mb(device)))
+    fp32 = {batch: plain for batch, label, _, plain, _, _ in rows if label == "32-true"}
+    print(f"\n{'batch':>6} {'precision':>22} {'steps':>6} {'plain im/s':>11} "
+          f"{'project im/s':>13} {'ratio':>6} {'vs plain fp32':>14} {'peak MiB':>9}")  # fmt: skip
+    for batch, label, steps, plain, project, peak in rows:
+        vs_fp32 = f"{project / fp32[batch]:.2f}" if batch in fp32 else "-"
+        print(f"{batch:>6} {label:>22} {steps:>6} {plain:>11.1f} {project:>13.1f} "
+              f"{project / plain:>6.3f} {vs_fp32:>14} {peak:>9.0f}")  # fmt: skip
 
 
 if __name__ == "__main__":

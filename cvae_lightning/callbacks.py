@@ -1,4 +1,4 @@
-"""Callbacks: the reference's console lines, and image grids in TensorBoard and as PNG files."""
+"""Callbacks: the reference's console lines, image grids and latent pictures (TensorBoard, PNG)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,13 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 from torchvision.utils import make_grid, save_image
 
+from cvae_lightning import explore
+from cvae_lightning.explore import digit_rows
+from cvae_lightning.files import atomic_write
 from cvae_lightning.model import count_parameters
 
 # Hydra routes this logger to the console and to the run's train.log.
@@ -96,9 +98,8 @@ def tensorboard_writers(trainer: L.Trainer) -> list:
 
 
 def emit_image(trainer: L.Trainer, dirpath: Path, tag: str, image: torch.Tensor, name: str) -> None:
-    """Save an image grid as dirpath/name and log it to TensorBoard at the current epoch."""
-    dirpath.mkdir(parents=True, exist_ok=True)
-    save_image(image, dirpath / name)
+    """Save an image grid as dirpath/name (atomically) and log it to TensorBoard."""
+    atomic_write(dirpath / name, lambda f: save_image(image, f, format="png"))
     for writer in tensorboard_writers(trainer):
         writer.add_image(tag, image, global_step=trainer.current_epoch)
 
@@ -128,14 +129,13 @@ class ImageGridLogger(L.Callback):
         x, y = self.x.to(device), self.y.to(device)
         if pl_module.hparams.get("channels_last"):
             x = x.contiguous(memory_format=torch.channels_last)
-        y = y if model.num_classes else None
-        mu, _ = model.encoder(x, model.one_hot(y, len(x)))  # posterior means: no eps flicker
+        mu, _ = model.posterior(x, y)  # posterior means: no eps flicker
         recon = model.decode(mu, y).float().cpu()
         z, y_samples, cols = self.z.to(device), None, self.n // self.rows
-        if model.num_classes:  # one row per class
-            cols = self.n // model.num_classes
-            z = z[: cols * model.num_classes]
-            y_samples = torch.arange(model.num_classes, device=device).repeat_interleave(cols)
+        if model.num_classes:  # one row per class, all rows full
+            z = z[: self.n // model.num_classes * model.num_classes]
+            y_samples, cols = digit_rows(model.num_classes, len(z))
+            y_samples = y_samples.to(device)
         samples = model.decode(z, y_samples).float().cpu()
         pl_module.train(was_training)
         recon_grid = make_grid(recon, nrow=self.n // self.rows, padding=0)
@@ -182,21 +182,16 @@ class LatentExplorer(L.Callback):
 
     @rank_zero_only
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        from cvae_lightning import explore
-
         model = pl_module.model
         n = max(*self.pair, self.traverse_index, self.embed) + 1
-        x, y = trainer.datamodule.fixed_val_batch(n)
-        y_or_none = y if model.num_classes else None
+        x, y = trainer.datamodule.fixed_val_batch(n)  # labels are ignored by a plain model
         a, b = self.pair
-        strip = explore.interpolate(
-            model, x[a], x[b], self.steps, *((y[a], y[b]) if model.num_classes else ())
-        )
+        strip = explore.interpolate(model, x[a], x[b], self.steps, y[a], y[b])
         emit_image(trainer, self.dirpath, "latent/interpolation", strip, "interpolation.png")
         i = self.traverse_index
-        grid = explore.traverse(model, x[i], None if y_or_none is None else y[i])
+        grid = explore.traverse(model, x[i], y[i])
         emit_image(trainer, self.dirpath, "latent/traversal", grid, "traversal.png")
-        mu = explore.posterior_means(model, x[: self.embed], _first(y_or_none, self.embed)).cpu()
+        mu = explore.posterior_means(model, x[: self.embed], y[: self.embed]).cpu()
         if model.latent == 2:
             emit_image(
                 trainer, self.dirpath, "latent/manifold", explore.manifold(model), "manifold.png"
@@ -228,70 +223,3 @@ class LatentExplorer(L.Callback):
         for writer in tensorboard_writers(trainer):
             writer.add_figure("latent/scatter", fig, global_step=trainer.current_epoch, close=False)
         plt.close(fig)
-
-
-def _first(y: torch.Tensor | None, n: int) -> torch.Tensor | None:
-    return None if y is None else y[:n]
-
-
-class LastCheckpoint(ModelCheckpoint):
-    """checkpoints/last.ckpt, for resuming: the latest state after every epoch (or every
-    `every_n_train_steps` steps) and at the end of training.
-
-    Lightning's own save_last only refreshes last.ckpt when the best checkpoint changes.
-    """
-
-    def __init__(self, dirpath: str, every_n_train_steps: int | None = None):
-        super().__init__(
-            dirpath=dirpath,
-            filename="last",
-            monitor=None,
-            save_top_k=1,
-            enable_version_counter=False,
-            every_n_train_steps=every_n_train_steps,
-        )
-
-    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        # Saving every N steps can leave the final steps unsaved: save them now.
-        if trainer.global_step != self._last_global_step_saved and not trainer.fast_dev_run:
-            trainer.save_checkpoint(Path(self.dirpath) / "last.ckpt")
-
-
-def latest_checkpoint(trainer: L.Trainer) -> str:
-    """The newest checkpoint file the run has written ('' if none)."""
-    paths = [Path(cb.best_model_path) for cb in trainer.checkpoint_callbacks if cb.best_model_path]
-    paths = [p for p in paths if p.is_file()]
-    return str(max(paths, key=lambda p: p.stat().st_mtime_ns)) if paths else ""
-
-
-class NonFiniteLossError(RuntimeError):
-    """The loss became NaN or infinite; the message names the step and the last good checkpoint."""
-
-
-class StopOnNonFiniteLoss(L.Callback):
-    """Stops training when the loss is NaN/inf, before a checkpoint of garbage can be written.
-
-    The test runs on the device each step and is read every `check_every_n_steps` and at the
-    last batch of each epoch (before validation and checkpointing), so it costs no host sync.
-    """
-
-    def __init__(self, check_every_n_steps: int = 50):
-        self.every = check_every_n_steps
-        self.first_bad: torch.Tensor | None = None
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
-        loss = outputs["loss"]
-        step = trainer.global_step  # optimizer steps taken, this one included
-        if self.first_bad is None or self.first_bad.device != loss.device:
-            self.first_bad = torch.full((), -1, dtype=torch.long, device=loss.device)
-        bad = ~torch.isfinite(loss.detach()) & (self.first_bad < 0)
-        self.first_bad = torch.where(bad, step, self.first_bad)
-        if step % self.every == 0 or batch_idx + 1 == trainer.num_training_batches:
-            first_bad = int(self.first_bad)
-            if first_bad >= 0:
-                good = latest_checkpoint(trainer)
-                raise NonFiniteLossError(
-                    f"the training loss became non-finite at step {first_bad} (epoch "
-                    f"{trainer.current_epoch + 1}); last good checkpoint: {good or 'none yet'}. "
-                    "Lower model.optimizer.lr or resume from that checkpoint with ckpt_path=..."
-                )

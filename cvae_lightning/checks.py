@@ -6,11 +6,8 @@ from __future__ import annotations
 from omegaconf import DictConfig
 
 from cvae_lightning.datasets import DATASETS
+from cvae_lightning.errors import ConfigError
 from cvae_lightning.model import check_architecture
-
-
-class ConfigError(ValueError):
-    """A config value the user must change; the message says which and to what."""
 
 
 def _require(ok: bool, key: str, value, allowed: str) -> None:
@@ -48,6 +45,9 @@ def check_config(cfg: DictConfig, multirun: bool = False) -> None:
         data.on_device,
         "use true, false or auto",
     )
+    if cfg.get("density") and (cfg.get("callbacks") or {}).get("densities"):
+        limits = [n for n in (data.limit, cfg.density.images) if n]
+        check_density_settings(cfg.density, min(limits) if limits else None)
     epochs = cfg.trainer.get("max_epochs")
     _require(epochs is None or epochs >= 1, "trainer.max_epochs", epochs, "it must be >= 1")
     strategy = str(cfg.trainer.get("strategy", "auto"))
@@ -58,3 +58,73 @@ def check_config(cfg: DictConfig, multirun: bool = False) -> None:
         "a Hydra multirun cannot use it (DDP's child processes would re-run the whole sweep): "
         "use trainer.strategy=ddp_spawn, or start each run without -m",
     )
+
+
+def check_eval_settings(e) -> None:
+    """The eval group (eval.py, and train.py with test=true)."""
+    for key in ("iwae_k", "batch_size", "knn_k", "kid_subset"):
+        _require(e[key] >= 1, f"eval.{key}", e[key], "it must be >= 1")
+    _require(e["samples"] >= 0, "eval.samples", e["samples"], "it must be >= 0 (0 skips FID/KID)")
+    t = e["temperature"]
+    _require(t is None or t > 0, "eval.temperature", t, "it must be null or > 0")
+
+
+SAMPLE_MODES = ("samples", "interpolate", "traverse", "manifold")
+
+
+def check_sample_config(cfg) -> None:
+    """sample.py's config; the densities are the keys of density.fitters."""
+    _require(cfg.mode in SAMPLE_MODES, "mode", cfg.mode, f"choose one of {', '.join(SAMPLE_MODES)}")
+    for key in ("n", "nrow", "steps"):
+        _require(cfg[key] >= 1, key, cfg[key], "it must be >= 1")
+    names = list(cfg.density.fitters)
+    _require(
+        cfg.prior in ("auto", *names),
+        "prior",
+        cfg.prior,
+        f"choose one of {', '.join(['auto', *names])}",
+    )
+    _require(cfg.auto_fit in names, "auto_fit", cfg.auto_fit, f"choose one of {', '.join(names)}")
+    t = cfg.temperature
+    _require(t is None or t >= 0, "temperature", t, "it must be null or >= 0")
+    pair = list(cfg.interpolate)
+    _require(
+        len(pair) == 2 and min(pair) >= 0,
+        "interpolate",
+        pair,
+        "give two test-image indices, e.g. [0, 1]",
+    )
+    _require(cfg.traverse >= 0, "traverse", cfg.traverse, "it must be a test-image index >= 0")
+
+
+# Density settings that must be positive whole numbers, and those that must be above zero.
+DENSITY_COUNTS = ("components", "transforms", "steps", "batch_size")
+
+
+def check_density_settings(density, codes_at_most: int | None = None) -> None:
+    """The density group, before any work: counts >= 1, lr > 0, known codes, and no mixture
+    with as many components as there are codes to fit (`codes_at_most`, where known)."""
+    _require(
+        density.codes in ("mean", "sample"), "density.codes", density.codes, "use mean or sample"
+    )
+    images, t = density.images, density.temperature
+    _require(t > 0, "density.temperature", t, "it must be > 0")
+    _require(images is None or images >= 1, "density.images", images, "it must be null or >= 1")
+    for name, fitter in density.fitters.items():
+        for key in DENSITY_COUNTS:
+            if key in fitter:
+                _require(
+                    fitter[key] >= 1,
+                    f"density.fitters.{name}.{key}",
+                    fitter[key],
+                    "it must be >= 1",
+                )
+        if "lr" in fitter:
+            _require(fitter.lr > 0, f"density.fitters.{name}.lr", fitter.lr, "it must be > 0")
+        if "components" in fitter and codes_at_most is not None:
+            _require(
+                fitter.components < codes_at_most,
+                f"density.fitters.{name}.components",
+                fitter.components,
+                f"a mixture needs fewer components than the {codes_at_most} codes it is fitted on",
+            )

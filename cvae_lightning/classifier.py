@@ -14,16 +14,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cvae_lightning.checkpoints import CheckpointError
+from cvae_lightning.errors import ClassifierError
 from cvae_lightning.files import atomic_write
 
 FORMAT = "cvae-lightning-classifier/1"
 SIZE = 28  # MNIST's native resolution: what the network was trained on
 MEAN, STD = 0.1307, 0.3081  # MNIST training-set pixel statistics
-
-
-class ClassifierError(CheckpointError):
-    """Classifier weights that cannot be used; the message names the file and the fix."""
 
 
 def conv_block(c_in: int, c_out: int) -> nn.Sequential:

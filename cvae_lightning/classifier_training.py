@@ -13,15 +13,11 @@ from omegaconf import DictConfig
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
-from cvae_lightning.checks import ConfigError
 from cvae_lightning.classifier import SIZE, DigitClassifier, save_classifier
 from cvae_lightning.datasets import load_resized
+from cvae_lightning.errors import AccuracyTooLowError, ConfigError
 
 log = logging.getLogger(__name__)
-
-
-class AccuracyTooLowError(RuntimeError):
-    """The trained classifier missed cfg.min_accuracy; its weights were not written."""
 
 
 def jitter(x: torch.Tensor, degrees: float = 10.0, shift: float = 2.0) -> torch.Tensor:

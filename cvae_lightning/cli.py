@@ -1,4 +1,4 @@
-"""What the entry scripts share: user errors become one line and exit code 2."""
+"""What the entry scripts share: a user error becomes one line and its exit code."""
 
 from __future__ import annotations
 
@@ -9,24 +9,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 
-from cvae_lightning.callbacks import NonFiniteLossError
-from cvae_lightning.checkpoints import CheckpointError
-from cvae_lightning.checks import ConfigError
-from cvae_lightning.classifier_training import AccuracyTooLowError
-from cvae_lightning.datasets import DatasetError
-from cvae_lightning.resolvers import PROJECT_ROOT  # noqa: F401 (registers conf/'s resolvers)
-
-# Problems the user can act on: one line and an exit code each, no traceback.
-EXIT_CODES = {
-    ConfigError: 2, DatasetError: 2, CheckpointError: 2,  # ClassifierError too (a subclass)
-    NonFiniteLossError: 1, AccuracyTooLowError: 1,
-}  # fmt: skip
-
-
-def is_multirun() -> bool:
-    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+from cvae_lightning.errors import UserError
+from cvae_lightning.runs import is_multirun
 
 
 def _remove_empty_run_dir() -> None:
@@ -46,10 +31,11 @@ def exit_on_user_error(fn: Callable, *args):
     """
     try:
         return fn(*args)
-    except tuple(EXIT_CODES) as e:
+    except UserError as e:
         if is_multirun():
             raise
-        logging.shutdown()
+        for handler in logging.getLogger().handlers:  # train.log gets every line before exit
+            handler.flush()
         _remove_empty_run_dir()
         print(f"error: {e}", file=sys.stderr)
-        sys.exit(next(code for cls, code in EXIT_CODES.items() if isinstance(e, cls)))
+        sys.exit(e.exit_code)

@@ -15,14 +15,11 @@ from torchvision.datasets import KMNIST, MNIST, FashionMNIST
 from torchvision.datasets.utils import check_md5
 from torchvision.transforms.v2 import functional as TF
 
+from cvae_lightning.errors import DatasetError
 from cvae_lightning.files import atomic_write
 
 DATASETS = {"mnist": MNIST, "fashion_mnist": FashionMNIST, "kmnist": KMNIST}
 CACHE_FORMAT = 1
-
-
-class DatasetError(RuntimeError):
-    """A dataset problem the user can fix; the message names the file and the fix."""
 
 
 def dataset_class(name: str) -> type[MNIST]:

@@ -1,55 +1,50 @@
-"""eval.py's logic: per-image quality of a checkpoint on the test split, to JSON and TensorBoard."""
+"""eval.py's logic: per-image quality of a checkpoint on the test split and of the samples of
+every latent density, to JSON and TensorBoard."""
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
-from omegaconf import DictConfig
+from hydra.utils import instantiate
 from torch.utils.tensorboard import SummaryWriter
 from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 
-from cvae_lightning.checkpoints import resolve_checkpoint
-from cvae_lightning.checks import ConfigError
+from cvae_lightning.checkpoints import (
+    DataSource,
+    checkpoint_dataset,
+    checkpoint_images,
+    load_model,
+    resolve_checkpoint,
+    training_images_used,
+)
+from cvae_lightning.checks import check_density_settings, check_eval_settings
 from cvae_lightning.classifier import DigitClassifier, FeatureExtractor, load_classifier
+from cvae_lightning.density_store import densities_for_checkpoint, eval_dir
 from cvae_lightning.explore import posterior_means
 from cvae_lightning.files import atomic_write
-from cvae_lightning.latent_prior import FittedPrior
-from cvae_lightning.losses import kl_divergence, reconstruction_loss
+from cvae_lightning.losses import loss_terms
 from cvae_lightning.metrics import active_units, iwae_loss, knn_accuracy, likelihood_constant
 from cvae_lightning.model import CVAE
-from cvae_lightning.resolvers import PROJECT_ROOT
-from cvae_lightning.sample_quality import ClassifierVerdicts, fitted_prior_accuracy, sample_quality
-from cvae_lightning.sampling import checkpoint_dataset, checkpoint_images, load_model
+from cvae_lightning.runs import PROJECT_ROOT
+from cvae_lightning.sample_quality import ClassifierVerdicts, sample_quality
 
 log = logging.getLogger(__name__)
 
 
-def check_eval_config(e: DictConfig) -> None:
-    for key in ("iwae_k", "batch_size", "knn_k", "kid_subset"):
-        if e[key] < 1:
-            raise ConfigError(f"eval.{key}={e[key]} is invalid: it must be >= 1")
-    if e.samples < 0 or e.temperature <= 0:
-        raise ConfigError(
-            f"eval.samples={e.samples}, eval.temperature={e.temperature}: "
-            "samples must be >= 0 (0 skips FID/KID) and temperature > 0"
-        )
-
-
-def find_classifier(
-    e: DictConfig, dataset: str, channels: int
-) -> tuple[DigitClassifier | None, dict]:
+def find_classifier(e: Mapping, dataset: str, channels: int) -> tuple[DigitClassifier | None, dict]:
     """The classifier for FID/KID: eval.classifier, else the shipped one for the dataset.
 
     A path the user names must work; a missing default only skips the sample metrics.
     """
-    if e.samples == 0:
+    if e["samples"] == 0:
         return None, {"skipped": "eval.samples=0"}
-    if e.classifier:
-        model, info = load_classifier(e.classifier)
-        return model, {**info, "path": str(e.classifier)}
+    if e["classifier"]:
+        model, info = load_classifier(e["classifier"])
+        return model, {**info, "path": str(e["classifier"])}
     path = PROJECT_ROOT / "weights" / f"{dataset}_classifier.pt"
     reason = None
     if channels != 1:
@@ -68,27 +63,25 @@ def find_classifier(
 
 @torch.no_grad()
 def test_split_metrics(
-    model: CVAE, x_all: torch.Tensor, y_all: torch.Tensor, e: DictConfig,
+    model: CVAE, test: tuple[torch.Tensor, torch.Tensor], e: Mapping,
     classifier: DigitClassifier | None,
 ) -> tuple[dict[str, float], torch.Tensor, int]:  # fmt: skip
-    """ELBO terms, IWAE bound, SSIM/PSNR (and the classifier's accuracy) of reconstructions;
-    also the posterior means and the number of images the IWAE bound used."""
-    conditional = bool(model.num_classes)
+    """ELBO terms, IWAE bound, SSIM/PSNR (and the classifier's verdicts) of reconstructions of
+    the test images (uint8, labels); also their posterior means and the IWAE bound's count."""
+    images, labels = test
     sums = {"loss": 0.0, "recon": 0.0, "kl": 0.0, "iwae": 0.0}
     ssim = StructuralSimilarityIndexMeasure(data_range=1.0)
     psnr = PeakSignalNoiseRatio(data_range=1.0)
     verdicts = None if classifier is None else ClassifierVerdicts(FeatureExtractor(classifier))
-    mus, iwae_n = [], min(e.iwae_images or len(x_all), len(x_all))
-    for start in range(0, len(x_all), e.batch_size):
-        x, y = x_all[start : start + e.batch_size], y_all[start : start + e.batch_size]
-        y_in = y if conditional else None
-        z, mu, logvar = model.encode(x, y_in)
-        recon = reconstruction_loss(model.decode(z, y_in), x).item()
-        kl = kl_divergence(mu, logvar).item()
-        sums["recon"] += recon
-        sums["kl"] += kl
-        sums["loss"] += recon + kl
-        x_mean = model.decode(mu, y_in).clamp(0, 1)
+    mus, iwae_n, batch = [], min(e["iwae_images"] or len(images), len(images)), e["batch_size"]
+    for start in range(0, len(images), batch):
+        x = images[start : start + batch].float().div(255)
+        y = labels[start : start + batch]
+        z, mu, logvar = model.encode(x, y)  # a plain model ignores the labels
+        terms = loss_terms(model.decode(z, y), x, mu, logvar)
+        for key in ("loss", "recon", "kl"):
+            sums[key] += terms[key].item()
+        x_mean = model.decode(mu, y).clamp(0, 1)
         ssim.update(x_mean, x)
         psnr.update(x_mean, x)
         if verdicts:
@@ -96,82 +89,128 @@ def test_split_metrics(
         mus.append(mu)
         m = max(0, min(len(x), iwae_n - start))
         if m:
-            y_m = None if y_in is None else y_in[:m]
-            sums["iwae"] += iwae_loss(model, x[:m], e.iwae_k, y_m).sum().item()
-    n, const = len(x_all), likelihood_constant(x_all[0].numel())
+            sums["iwae"] += iwae_loss(model, x[:m], e["iwae_k"], y[:m]).sum().item()
+    n, const, k = len(images), likelihood_constant(images[0].numel()), e["iwae_k"]
     metrics = {
         "test/loss": sums["loss"] / n,
         "test/recon": sums["recon"] / n,
         "test/kl": sums["kl"] / n,
         "test/neg_elbo_nats": sums["loss"] / n + const,
-        f"test/iwae{e.iwae_k}_loss": sums["iwae"] / iwae_n,
-        f"test/iwae{e.iwae_k}_nll_nats": sums["iwae"] / iwae_n + const,
+        f"test/iwae{k}_loss": sums["iwae"] / iwae_n,
+        f"test/iwae{k}_nll_nats": sums["iwae"] / iwae_n + const,
         "test/ssim": float(ssim.compute()),
         "test/psnr": float(psnr.compute()),
     }
     if verdicts:
-        # Does a reconstruction still show the same digit? (The classifier's own accuracy on
-        # the originals is real/class_accuracy.)
-        metrics["test/recon_class_accuracy"] = float(verdicts.accuracy.compute())
+        # Does a reconstruction still show the same digit, and clearly? (The classifier's own
+        # verdicts on the originals are real/...)
+        recon = verdicts.summary("recon")
+        metrics["test/recon_class_accuracy"] = recon["recon/class_accuracy"]
+        metrics["test/recon_confident_share"] = recon["recon/confident_share"]
     return metrics, torch.cat(mus), iwae_n
 
 
 @torch.no_grad()
-def evaluate(cfg: DictConfig) -> dict[str, float]:
-    """All metrics of cfg.eval for cfg.ckpt_path; also written to JSON and TensorBoard."""
-    e = cfg.eval
-    check_eval_config(e)
-    torch.manual_seed(cfg.seed)
-    path = resolve_checkpoint(cfg.ckpt_path)
+def evaluate(
+    ckpt_path: str | Path,
+    *,
+    settings: Mapping,
+    density: Mapping,
+    data: DataSource,
+    out: str | Path | None = None,
+    seed: int = 0,
+) -> dict[str, float]:
+    """All measures of `settings` (the eval config group) for a checkpoint, the samples of every
+    density of `density` (the density group) included; written to <out>/metrics.json (default
+    <run>/eval) and TensorBoard. Returns the metrics."""
+    check_eval_settings(settings)
+    check_density_settings(density)
+    e = settings
+    torch.manual_seed(seed)
+    path = resolve_checkpoint(ckpt_path)
     model, ckpt = load_model(path)
-    classifier, classifier_info = find_classifier(e, checkpoint_dataset(cfg, ckpt), model.channels)
-    x_all, y_all = checkpoint_images(cfg, ckpt, train=False, n=e.images)
-    log.info(f"evaluating {path} on {len(x_all)} test images (IWAE k={e.iwae_k}) ...")
-    metrics, mu, iwae_n = test_split_metrics(model, x_all, y_all, e, classifier)
+    dataset = checkpoint_dataset(data, ckpt)
+    classifier, classifier_info = find_classifier(e, dataset, model.channels)
+    test = checkpoint_images(data, ckpt, train=False, n=e["images"])
+    log.info(f"evaluating {path} on {len(test[0])} test images (IWAE k={e['iwae_k']}) ...")
+    metrics, mu, iwae_n = test_split_metrics(model, test, e, classifier)
 
-    conditional = bool(model.num_classes)
-    train_x, train_y = checkpoint_images(cfg, ckpt, train=True, n=max(e.knn_train, e.samples))
-    knn_x, knn_y = train_x[: e.knn_train], train_y[: e.knn_train]
-    train_mu = posterior_means(model, knn_x, knn_y if conditional else None, e.batch_size)
+    train_x, train_y = checkpoint_images(data, ckpt, train=True, n=training_images_used(ckpt))
+    knn_x, knn_y = train_x[: e["knn_train"]], train_y[: e["knn_train"]]
+    train_mu = posterior_means(model, knn_x, knn_y, e["batch_size"])
     metrics["latent/active_units"] = active_units(mu)
-    metrics[f"latent/knn{e.knn_k}_accuracy"] = knn_accuracy(train_mu, knn_y, mu, y_all, e.knn_k)
+    metrics[f"latent/knn{e['knn_k']}_accuracy"] = knn_accuracy(
+        train_mu, knn_y, mu, test[1], e["knn_k"]
+    )
 
     shares = {}
     if classifier is not None:
-        log.info(f"FID/KID, confidence and digit coverage of {e.samples} samples ...")
+        fitters = instantiate(density["fitters"])
+        densities, _ = densities_for_checkpoint(
+            model, path, ckpt, list(fitters), fitters,
+            lambda: (train_x[: density["images"]], train_y[: density["images"]]),
+            codes=density["codes"], seed=seed,
+        )  # fmt: skip
+        log.info(f"FID/KID, confidence, coverage of {e['samples']} samples of {list(densities)}")
         quality, shares = sample_quality(
-            model, classifier, x_all, y_all, train_x[: e.samples], e.samples, e.batch_size,
-            cfg.seed, e.kid_subset, e.temperature,
+            model, classifier, densities, test=(test[0].float().div(255), test[1]),
+            train=train_x, n=e["samples"], batch=e["batch_size"], seed=seed,
+            kid_subset=e["kid_subset"], temperature=e["temperature"],
+            fitted_temperature=density["temperature"],
         )  # fmt: skip
         metrics |= quality
-        if conditional:
-            prior = FittedPrior.fit(train_mu, knn_y, model.num_classes)
-            metrics["samples/class_accuracy_fitted_prior"] = fitted_prior_accuracy(
-                model, classifier, prior, e.samples, e.batch_size, cfg.seed
-            )
+    out = Path(out) if out else eval_dir(path)
     write_results(
-        cfg, path, metrics, images=len(x_all), iwae_images=iwae_n, samples=e.samples,
-        digit_shares=shares, classifier=classifier_info,
+        out, metrics, checkpoint=str(path), iwae_k=e["iwae_k"], images=len(test[0]),
+        iwae_images=iwae_n, samples=e["samples"], digit_shares=shares, classifier=classifier_info,
     )  # fmt: skip
     return metrics
 
 
-def write_results(cfg: DictConfig, ckpt: Path, metrics: dict, **details) -> Path:
-    """metrics.json (with what produced it) in cfg.out_dir, and the values to TensorBoard."""
-    out = Path(cfg.out_dir) if cfg.out_dir else ckpt.parent.parent / "eval"
-    out.mkdir(parents=True, exist_ok=True)
-    record = {"checkpoint": str(ckpt), "metrics": metrics, "iwae_k": cfg.eval.iwae_k, **details}
+def write_results(out: Path, metrics: dict[str, float], **details) -> Path:
+    """metrics.json (with what produced it) in `out`, the values to TensorBoard and a table of
+    the densities' sample metrics to the console."""
+    record = {"metrics": metrics, **details}
     text = json.dumps(record, indent=2).encode()
     atomic_write(out / "metrics.json", lambda f: f.write(text))
     with SummaryWriter(str(out / "tensorboard")) as writer:
         for key, value in metrics.items():
             writer.add_scalar(f"eval/{key}", value, 0)
     for key, value in metrics.items():
-        log.info(f"{key:38s} {value:.4f}")
-    if "real/fid_train_vs_test" in metrics:
-        log.info(
-            f"FID {metrics['samples/fid']:.3f} of {cfg.eval.samples} samples vs the test images; "
-            f"floor (training images vs test images): {metrics['real/fid_train_vs_test']:.3f}"
-        )
+        if not key.startswith("samples/"):
+            log.info(f"{key:38s} {value:.4f}")
+    log_density_table(metrics)
     log.info(f"wrote {out / 'metrics.json'}")
     return out / "metrics.json"
+
+
+# The sample metrics shown side by side, with short column names.
+TABLE = {"fid": "fid", "kid": "kid", "confident_share": "p>0.9", "digit_evenness": "evenness",
+         "rarest_digit_share": "rarest", "precision": "precision", "recall": "recall",
+         "train_nn_ratio": "nn_ratio", "class_accuracy": "digit_acc"}  # fmt: skip
+
+
+def log_density_table(metrics: dict[str, float]) -> None:
+    """The samples of each density side by side; the last row is real images: training images
+    for fid/kid/precision/recall (the floor), the test images for the classifier's verdicts."""
+    names = [k.split("/")[1] for k in metrics if k.startswith("samples/") and k.endswith("/fid")]
+    if not names:
+        return
+    columns = [c for c in TABLE if f"samples/{names[0]}/{c}" in metrics]
+    real = {
+        "fid": metrics.get("real/fid_train_vs_test"), "kid": metrics.get("real/kid_train_vs_test"),
+        "train_nn_ratio": 1.0,
+        **{c: metrics[f"real/{c}"] for c in columns if f"real/{c}" in metrics},
+    }  # fmt: skip
+    log.info(f"{'density':10s}" + "".join(f"{TABLE[c]:>10s}" for c in columns))
+    for name in [*names, "real"]:
+        row = [real.get(c) if name == "real" else metrics[f"samples/{name}/{c}"] for c in columns]
+        log.info(f"{name:10s}" + "".join(f"{'-' if v is None else f'{v:.4f}':>10s}" for v in row))
+
+
+def evaluate_config(cfg) -> dict[str, float]:
+    """eval.py: the composed config turned into evaluate()'s arguments."""
+    return evaluate(
+        cfg.ckpt_path, settings=cfg.eval, density=cfg.density, data=DataSource.of(cfg.data),
+        out=cfg.out, seed=cfg.seed,
+    )  # fmt: skip

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torchvision.utils import make_grid
 
-from cvae_lightning.latent_prior import FittedPrior
+from cvae_lightning.densities import LatentDensity
 from cvae_lightning.model import CVAE
 
 
@@ -22,26 +22,39 @@ def _grid(images: torch.Tensor, nrow: int) -> torch.Tensor:
 
 
 @torch.no_grad()
+def latent_codes(
+    model: CVAE,
+    x: torch.Tensor,
+    y: torch.Tensor | None = None,
+    batch: int = 512,
+    codes: str = "mean",
+    seed: int = 0,
+) -> torch.Tensor:
+    """Codes of images (N, C, S, S), floats in [0, 1] or uint8 -> (N, latent), a batch at a
+    time: the posterior means (codes="mean") or one seeded draw z = mu + sigma * eps from each
+    posterior ("sample")."""
+    if codes not in ("mean", "sample"):
+        raise ValueError(f"codes={codes!r} is invalid: use mean or sample")
+    model.eval()
+    device, g = _device(model), torch.Generator().manual_seed(seed)
+    ys = [None] * len(x.split(batch)) if y is None else y.to(device).split(batch)
+    out = []
+    for xb, yb in zip(x.split(batch), ys, strict=True):
+        xb = xb.to(device)
+        xb = xb.float().div(255) if xb.dtype == torch.uint8 else xb  # cached uint8 data
+        mu, logvar = model.posterior(xb, yb)
+        if codes == "sample":
+            eps = torch.randn(mu.shape, generator=g).to(mu)
+            mu = mu + (0.5 * logvar).exp() * eps
+        out.append(mu)
+    return torch.cat(out)
+
+
 def posterior_means(
     model: CVAE, x: torch.Tensor, y: torch.Tensor | None = None, batch: int = 512
 ) -> torch.Tensor:
     """mu of q(z|x[,y]) for images (N, C, S, S) -> (N, latent), a batch at a time."""
-    model.eval()
-    device = _device(model)
-    ys = [None] * len(x.split(batch)) if y is None else y.to(device).split(batch)
-    return torch.cat(
-        [
-            model.encoder(xb.to(device), model.one_hot(yb, len(xb)))[0]
-            for xb, yb in zip(x.split(batch), ys, strict=True)
-        ]
-    )
-
-
-def fit_prior(model: CVAE, x: torch.Tensor, y: torch.Tensor, batch: int = 512) -> FittedPrior:
-    """The fitted prior of latent_prior.py from training images (per class if conditional)."""
-    labels = y if model.num_classes else None
-    mu = posterior_means(model, x, labels, batch).cpu()
-    return FittedPrior.fit(mu, labels, model.num_classes)
+    return latent_codes(model, x, y, batch)
 
 
 @torch.no_grad()
@@ -51,14 +64,22 @@ def generate(
     temperature: float = 1.0,
     generator: torch.Generator | None = None,
     y: torch.Tensor | None = None,
-    prior: FittedPrior | None = None,
+    density: LatentDensity | None = None,
 ) -> torch.Tensor:
-    """n images from z ~ N(0, temperature^2 I), or from a fitted prior if one is given."""
+    """n images decoded from z drawn from `density` (None: N(0, I)), spread scaled by
+    temperature; labels y for a conditional model."""
     model.eval()
-    if prior is None:
+    if density is None:
         return model.sample(n, temperature, generator=generator, y=y)
-    z = prior.sample(n, y, temperature, generator).to(_device(model))
+    z = density.sample(n, y, temperature, generator).to(_device(model))
     return model.decode(z, None if y is None else y.to(z.device))
+
+
+def digit_rows(num_classes: int, n: int) -> tuple[torch.Tensor, int]:
+    """Labels of n images shown one row per digit, and the row length (the last row may be
+    short): a conditional model's sample grids."""
+    per_row = -(-n // num_classes)
+    return (torch.arange(n) // per_row).clamp(max=num_classes - 1), per_row
 
 
 @torch.no_grad()
@@ -69,22 +90,21 @@ def sample_grid(
     temperature: float = 1.0,
     seed: int = 0,
     digit: int | None = None,
-    prior: FittedPrior | None = None,
+    density: LatentDensity | None = None,
 ) -> torch.Tensor:
-    """n images decoded from z ~ N(0, temperature^2 I) (or the fitted prior); `digit` picks the
-    class if conditional."""
+    """n images decoded from z ~ `density` (None: N(0, I)), spread scaled by temperature;
+    `digit` picks the class if conditional."""
     y = None
     if model.num_classes:
         # One row per class unless a digit is asked for (as the per-epoch grid shows them).
         if digit is not None:
             y = torch.full((n,), digit)
         else:
-            nrow = -(-n // model.num_classes)
-            y = (torch.arange(n) // nrow).clamp(max=model.num_classes - 1)
+            y, nrow = digit_rows(model.num_classes, n)
     elif digit is not None:
         raise ValueError("digit=... needs a conditional model (model.conditional=true)")
     g = torch.Generator().manual_seed(seed)
-    return _grid(generate(model, n, temperature, g, y, prior), nrow)
+    return _grid(generate(model, n, temperature, g, y, density), nrow)
 
 
 @torch.no_grad()

@@ -163,11 +163,17 @@ class CVAE(nn.Module):
             y = nn.functional.one_hot(y.long(), self.num_classes)
         return y.float().expand(n, -1) if y.shape[0] == 1 else y.float()
 
+    def posterior(
+        self, x: torch.Tensor, y: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mu, logvar) of q(z|x[,y]), each (B, latent)."""
+        return self.encoder(x, self.one_hot(y, len(x)))
+
     def encode(
         self, x: torch.Tensor, y: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Sample z from q(z|x[,y]); returns (z, mu, logvar)."""
-        mu, logvar = self.encoder(x, self.one_hot(y, len(x)))
+        mu, logvar = self.posterior(x, y)
         return reparameterize(mu, logvar), mu, logvar
 
     def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:

@@ -8,7 +8,7 @@ import lightning as L
 import torch
 from torchmetrics import MeanMetric, MetricCollection
 
-from cvae_lightning.losses import kl_divergence, reconstruction_loss
+from cvae_lightning.losses import loss_terms
 from cvae_lightning.model import CVAE
 
 OptimizerFactory = Callable[[Iterable[torch.nn.Parameter]], torch.optim.Optimizer]
@@ -28,24 +28,21 @@ class CVAEModule(L.LightningModule):
 
     def __init__(
         self,
-        latent: int = 8,
-        max_filters: int = 64,
-        image_size: int = 64,
-        channels: int = 1,
         optimizer: OptimizerFactory | None = None,
         channels_last: bool = False,
         compile: bool | str = False,
         conditional: bool = False,
         num_classes: int = 10,
+        **architecture: int,
     ):
+        """`architecture`: the `CVAE`'s latent, max_filters, image_size and channels (its own
+        defaults for those not given); `num_classes` is used when `conditional`."""
         super().__init__()
         # The optimizer factory is a Hydra partial: kept out of the checkpoint's hparams so a
         # checkpoint holds only plain values and loads with weights_only=True.
         self.save_hyperparameters(ignore=["optimizer"])
         self.optimizer = optimizer
-        self.model = CVAE(
-            latent, max_filters, image_size, channels, num_classes if conditional else 0
-        )
+        self.model = CVAE(**architecture, num_classes=num_classes if conditional else 0)
         self.train_metrics = _per_image_means("train/")
         self.val_metrics = _per_image_means("val/")
         self.test_metrics = _per_image_means("test/")
@@ -67,9 +64,7 @@ class CVAEModule(L.LightningModule):
     def objective(self, x: torch.Tensor, y: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Summed loss terms over the batch (what the reference optimises)."""
         x_rec, mu, logvar = self.model(x, y)
-        recon = reconstruction_loss(x_rec, x)
-        kl = kl_divergence(mu, logvar)
-        return {"loss": recon + kl, "recon": recon, "kl": kl}
+        return loss_terms(x_rec, x, mu, logvar)
 
     def _step(self, batch, metrics: MetricCollection) -> dict[str, torch.Tensor]:
         x = batch[0]

@@ -1,82 +1,76 @@
-"""sample.py's logic: load a checkpoint safely, draw or explore, write one PNG."""
+"""sample.py's logic: load a checkpoint's plain CVAE (no Lightning), draw or explore, write one
+PNG. Samples come from the run's best stored latent density unless another is asked for."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
-import torch
+from hydra.utils import instantiate
 from omegaconf import DictConfig
 from torchvision.utils import save_image
 
 from cvae_lightning import explore
-from cvae_lightning.checkpoints import CheckpointError, read_checkpoint, resolve_checkpoint
-from cvae_lightning.checks import ConfigError
-from cvae_lightning.datasets import load_resized
+from cvae_lightning.checkpoints import (
+    DataSource,
+    checkpoint_images,
+    load_model,
+    resolve_checkpoint,
+    training_images_used,
+)
+from cvae_lightning.checks import check_sample_config
+from cvae_lightning.densities import LatentDensity, draw_temperature
+from cvae_lightning.density_store import (
+    best_density,
+    densities_for_checkpoint,
+    density_path,
+    eval_dir,
+    load_densities,
+)
+from cvae_lightning.errors import ConfigError
+from cvae_lightning.files import atomic_write
 from cvae_lightning.model import CVAE
 
-MODES = ("samples", "interpolate", "traverse", "manifold")
-PRIORS = ("auto", "standard", "fitted")
+log = logging.getLogger(__name__)
 
 
-def load_model(path: str | Path) -> tuple[CVAE, dict]:
-    """The CVAE of a training checkpoint (weights_only load), in eval mode, and the checkpoint."""
-    path = resolve_checkpoint(path)
-    ckpt = read_checkpoint(path)
-    hp = ckpt["hyper_parameters"]
-    num_classes = hp.get("num_classes", 10) if hp.get("conditional") else 0
-    model = CVAE(hp["latent"], hp["max_filters"], hp["image_size"], hp["channels"], num_classes)
-    weights = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items()}
-    weights = {k: v for k, v in weights.items() if k.split(".")[0] in ("encoder", "decoder")}
-    try:
-        result = model.load_state_dict(weights, strict=False)
-        problems = [f"missing {k}" for k in result.missing_keys]
-        problems += [f"unexpected {k}" for k in result.unexpected_keys]
-    except RuntimeError as e:  # a tensor of the wrong shape
-        problems = [str(e).splitlines()[-1].strip()]
-    if problems:
-        more = f" and {len(problems) - 2} more" if len(problems) > 2 else ""
-        raise CheckpointError(
-            f"checkpoint {path} does not fit its own hyperparameters ({'; '.join(problems[:2])}"
-            f"{more}): it was written by another version of cvae-lightning; retrain it"
-        )
-    return model.eval(), ckpt
+def choose_density(cfg: DictConfig, model: CVAE, path: Path, ckpt: dict) -> LatentDensity:
+    """cfg.prior's density for the checkpoint at `path`: auto takes the best one stored beside
+    it (or fits cfg.auto_fit when none is), a name takes that one (fitted now if not stored)."""
+    fitters = instantiate(cfg.density.fitters)
+    name = cfg.prior
+    if name == "auto":
+        stored = density_path(path)
+        if stored.is_file():
+            densities, record = load_densities(stored, model, ckpt.get("global_step"))
+            name, why = best_density(record, eval_dir(path) / "metrics.json")
+            log.info(f"prior=auto: drawing from {name}, the best density in {stored} ({why})")
+            return densities[name]
+        name = cfg.auto_fit
+        log.info(f"prior=auto: no stored densities, so drawing from {name}")
 
+    def training_images():
+        n = min(cfg.density.images or 10**9, training_images_used(ckpt) or 10**9)
+        return checkpoint_images(DataSource.of(cfg.data), ckpt, train=True, n=n)
 
-def checkpoint_dataset(cfg: DictConfig, ckpt: dict) -> str:
-    """cfg.data.name if set, else the dataset the checkpoint was trained on."""
-    return cfg.data.name or ckpt.get("datamodule_hyper_parameters", {}).get("name", "mnist")
-
-
-def checkpoint_images(
-    cfg: DictConfig, ckpt: dict, train: bool, n: int | None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The first n images (all if None) of a split of the checkpoint's dataset (or cfg.data.name),
-    at its image size, in [0, 1], with their labels."""
-    name, size = checkpoint_dataset(cfg, ckpt), ckpt["hyper_parameters"]["image_size"]
-    images, labels = load_resized(cfg.data.root, name, train, size, cfg.data.cache_dir)
-    return images[:n].float().div(255), labels[:n]
+    densities, _ = densities_for_checkpoint(
+        model, path, ckpt, [name], fitters, training_images, cfg.density.codes, cfg.seed
+    )
+    return densities[name]
 
 
 def render(cfg: DictConfig) -> Path:
     """Draw what cfg.mode asks for from cfg.ckpt_path and save it to cfg.out; returns the path."""
-    if cfg.mode not in MODES:
-        raise ConfigError(f"mode={cfg.mode!r} is invalid: choose one of {', '.join(MODES)}")
-    if cfg.n < 1:
-        raise ConfigError(f"n={cfg.n} is invalid: it must be >= 1")
-    if cfg.prior not in PRIORS:
-        raise ConfigError(f"prior={cfg.prior!r} is invalid: choose one of {', '.join(PRIORS)}")
-    model, ckpt = load_model(cfg.ckpt_path)
+    check_sample_config(cfg)
+    path = resolve_checkpoint(cfg.ckpt_path)
+    model, ckpt = load_model(path)
     if cfg.digit is not None and not (model.num_classes and 0 <= cfg.digit < model.num_classes):
         allowed = f"0..{model.num_classes - 1}" if model.num_classes else "null (unconditional)"
         raise ConfigError(f"digit={cfg.digit} is invalid for this checkpoint: use {allowed}")
     if cfg.mode == "samples":
-        prior = None
-        if cfg.prior == "fitted" or (cfg.prior == "auto" and model.num_classes):
-            x, y = checkpoint_images(cfg, ckpt, train=True, n=cfg.prior_images)
-            prior = explore.fit_prior(model, x, y)
-        image = explore.sample_grid(
-            model, cfg.n, cfg.nrow, cfg.temperature, cfg.seed, cfg.digit, prior
-        )
+        density = choose_density(cfg, model, path, ckpt)
+        t = draw_temperature(density, cfg.temperature, cfg.density.temperature)
+        image = explore.sample_grid(model, cfg.n, cfg.nrow, t, cfg.seed, cfg.digit, density)
     elif cfg.mode == "manifold":
         if model.latent != 2:
             raise ConfigError(
@@ -84,16 +78,12 @@ def render(cfg: DictConfig) -> Path:
             )
         image = explore.manifold(model, n=cfg.steps, digit=cfg.digit)
     else:
-        last = max(cfg.a, cfg.b, cfg.index)
-        x, y = checkpoint_images(cfg, ckpt, train=False, n=last + 1)
-        labels = (lambda i: y[i]) if model.num_classes else (lambda i: None)
+        a, b = cfg.interpolate
+        last = max(a, b, cfg.traverse)
+        x, y = checkpoint_images(DataSource.of(cfg.data), ckpt, train=False, n=last + 1)
+        x = x.float().div(255)  # a plain model ignores the labels y
         if cfg.mode == "interpolate":
-            image = explore.interpolate(
-                model, x[cfg.a], x[cfg.b], cfg.steps, labels(cfg.a), labels(cfg.b)
-            )
+            image = explore.interpolate(model, x[a], x[b], cfg.steps, y[a], y[b])
         else:
-            image = explore.traverse(model, x[cfg.index], labels(cfg.index), steps=cfg.steps)
-    out = Path(cfg.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    save_image(image, out)
-    return out
+            image = explore.traverse(model, x[cfg.traverse], y[cfg.traverse], steps=cfg.steps)
+    return atomic_write(Path(cfg.out), lambda f: save_image(image, f, format="png"))

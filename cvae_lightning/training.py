@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import warnings
 from pathlib import Path
 
@@ -12,19 +13,23 @@ from omegaconf import DictConfig, OmegaConf
 from torch.utils.tensorboard.summary import hparams
 
 from cvae_lightning.callbacks import tensorboard_writers
+from cvae_lightning.checkpointing import SaveOnInterrupt, latest_checkpoint
 from cvae_lightning.checkpoints import (
     ARCHITECTURE,
+    DataSource,
     check_architecture_matches,
     read_checkpoint,
     resolve_checkpoint,
 )
 from cvae_lightning.checks import check_config
-from cvae_lightning.cli import is_multirun
+from cvae_lightning.errors import Interrupted
 from cvae_lightning.evaluation import evaluate
-from cvae_lightning.resolvers import PROJECT_ROOT, short_dirname  # noqa: F401 (re-exported)
+from cvae_lightning.precision import AUTO, choose_precision
+from cvae_lightning.runs import is_multirun
 
 # Metrics are logged per epoch, so Lightning's advice on the step-logging interval does not apply.
 warnings.filterwarnings("ignore", ".*smaller than the logging interval.*")
+log = logging.getLogger(__name__)
 
 
 def build_callbacks(cfg: DictConfig) -> list[L.Callback]:
@@ -87,6 +92,9 @@ def train(cfg: DictConfig, extra_callbacks: list[L.Callback] | None = None) -> d
     if ckpt_path is not None:
         architecture = {k: OmegaConf.select(cfg, key) for k, key in ARCHITECTURE.items()}
         check_architecture_matches(read_checkpoint(ckpt_path), ckpt_path, architecture)
+    if cfg.trainer.get("precision") == AUTO:
+        cfg.trainer.precision, why = choose_precision(str(cfg.trainer.accelerator))
+        log.info(f"trainer.precision=auto chose {cfg.trainer.precision}: {why}")
     L.seed_everything(cfg.seed, workers=True)
     # TF32 matmuls on Ampere+ GPUs: same results to ~1e-3, much faster; no effect on CPU.
     torch.set_float32_matmul_precision("high")
@@ -95,7 +103,11 @@ def train(cfg: DictConfig, extra_callbacks: list[L.Callback] | None = None) -> d
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=build_loggers(cfg))
     save_resolved_config(cfg)
 
-    trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+    try:
+        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+    except SystemExit:  # Lightning exits 1 after a KeyboardInterrupt
+        raise_if_interrupted(trainer)
+        raise
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     best = trainer.checkpoint_callback and trainer.checkpoint_callback.best_model_path
     if cfg.get("test"):
@@ -105,19 +117,25 @@ def train(cfg: DictConfig, extra_callbacks: list[L.Callback] | None = None) -> d
     if trainer.is_global_zero:
         log_hparams(trainer, cfg, metrics)
         if cfg.get("test") and cfg.get("eval") and best:
-            metrics.update(evaluate(eval_config(cfg, best)))
+            # eval's own numbers go under eval/: trainer.test owns test/* (the HParams tab's).
+            results = evaluate(
+                best, settings=cfg.eval, density=cfg.density, data=DataSource.of(cfg.data),
+                out=Path(cfg.paths.output) / "eval", seed=cfg.seed,
+            )  # fmt: skip
+            metrics.update({f"eval/{k}": v for k, v in results.items()})
     return metrics
 
 
-def eval_config(cfg: DictConfig, ckpt_path: str) -> DictConfig:
-    """What eval.py would compose for this run's checkpoint: results go to <run>/eval."""
-    d = cfg.data
-    return OmegaConf.create(
-        {
-            "ckpt_path": ckpt_path,
-            "seed": cfg.seed,
-            "eval": OmegaConf.to_container(cfg.eval, resolve=True),
-            "data": {"root": d.root, "name": d.name, "cache_dir": d.cache_dir},
-            "out_dir": str(Path(cfg.paths.output) / "eval"),
-        }
-    )
+def raise_if_interrupted(trainer: L.Trainer) -> None:
+    """After Ctrl-C: one line naming the checkpoint saved and the command that resumes it."""
+    for cb in trainer.callbacks:
+        if isinstance(cb, SaveOnInterrupt) and cb.requested:
+            where = f"epoch {trainer.current_epoch + 1}, step {trainer.global_step}"
+            if cb.saved is None:  # a second Ctrl-C: stopped at once, nothing saved now
+                last = latest_checkpoint(trainer) or "none yet"
+                raise Interrupted(f"training stopped at {where}; last checkpoint: {last}")
+            raise Interrupted(
+                f"training interrupted at {where}; saved {cb.saved}. Resume with "
+                f"`uv run train.py ckpt_path=last` (the newest run) or "
+                f"ckpt_path={cb.saved.parent.parent}"
+            )

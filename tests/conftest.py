@@ -11,7 +11,9 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, open_dict
 
-from cvae_lightning.training import PROJECT_ROOT
+from cvae_lightning.runs import PROJECT_ROOT, register_resolvers
+
+register_resolvers()
 
 CONF = str(PROJECT_ROOT / "conf")
 
@@ -37,6 +39,16 @@ def tiny_cfg(tmp_path, cache_dir) -> DictConfig:
         cfg.paths.output = str(tmp_path / "run")
     cfg.trainer.enable_progress_bar = False
     return cfg
+
+
+def user_error(capsys, fn, *args) -> tuple[int, list[str]]:
+    """Run an entry function as its script does, in-process: (exit code, stderr lines). The
+    scripts' own exit codes are checked once per script, as subprocesses, in test_cli.py."""
+    from cvae_lightning.cli import exit_on_user_error
+
+    with pytest.raises(SystemExit) as e:
+        exit_on_user_error(fn, *args)
+    return e.value.code, capsys.readouterr().err.strip().splitlines()
 
 
 def write_idx(path: Path, array: np.ndarray) -> None:

@@ -11,9 +11,10 @@ from cvae_lightning.classifier import (
     load_classifier,
     save_classifier,
 )
-from cvae_lightning.classifier_training import AccuracyTooLowError, fit_classifier, jitter
+from cvae_lightning.classifier_training import fit_classifier, jitter
 from cvae_lightning.datasets import load_resized
-from cvae_lightning.training import PROJECT_ROOT
+from cvae_lightning.errors import AccuracyTooLowError
+from cvae_lightning.runs import PROJECT_ROOT
 
 SHIPPED = PROJECT_ROOT / "weights" / "mnist_classifier.pt"
 
@@ -105,7 +106,7 @@ def test_too_low_accuracy_leaves_the_old_weights(tmp_path, cache_dir):
 
 
 def test_bad_training_values_are_refused_before_any_work(tmp_path, cache_dir):
-    from cvae_lightning.checks import ConfigError
+    from cvae_lightning.errors import ConfigError
 
     with pytest.raises(ConfigError, match="epochs=0"):
         fit_classifier(classifier_cfg(tmp_path, cache_dir, "epochs=0"))

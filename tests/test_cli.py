@@ -1,13 +1,16 @@
 """The entry scripts as a user runs them: subprocesses with command-line overrides."""
 
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from cvae_lightning.training import PROJECT_ROOT
+from cvae_lightning.runs import PROJECT_ROOT
+from cvae_lightning.training import train
 
-from conftest import TINY, read_events
+from conftest import TINY, compose_config, read_events, user_error
 
 
 def run_script(*args: str, cwd=PROJECT_ROOT) -> subprocess.CompletedProcess:
@@ -51,21 +54,38 @@ def test_train_script_with_overrides(tmp_path, cache_dir):
         ("data.limit=10", "data.limit=10"),
         ("data.name=cifar", "data.name='cifar'"),
         ("model.optimizer.lr=-0.1", "model.optimizer.lr=-0.1"),
+        ("density.fitters.gmm.components=0", "density.fitters.gmm.components=0"),
+        ("density.fitters.gmm.components=256", "density.fitters.gmm.components=256"),
+        ("density.fitters.flow.lr=0", "density.fitters.flow.lr=0"),
+        ("density.codes=median", "density.codes='median'"),
     ],
 )
-def test_bad_values_give_one_line_and_exit_2(tmp_path, override, key):
+def test_bad_values_give_one_line_and_exit_2(tiny_cfg, capsys, override, key):
+    cfg = compose_config(*TINY, override, f"data.cache_dir={tiny_cfg.data.cache_dir}")
+    cfg.paths.output = tiny_cfg.paths.output
+    code, lines = user_error(capsys, train, cfg)
+    assert code == 2
+    assert len(lines) == 1 and lines[0].startswith(f"error: {key} is invalid"), lines
+    assert not Path(cfg.paths.output).exists()  # nothing half-written
+
+
+def test_train_script_refuses_a_bad_value_and_leaves_no_run_folder(tmp_path):
+    """The script itself: exit code 2, one line, and the folder Hydra made is gone again."""
     run_dir = tmp_path / "run"
-    proc = run_script(override, f"hydra.run.dir={run_dir}")
+    proc = run_script("model.latent=0", f"hydra.run.dir={run_dir}")
     assert proc.returncode == 2
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"error: {key} is invalid"), proc.stderr
-    assert not run_dir.exists()  # nothing half-written
+    assert proc.stderr.strip().splitlines() == [
+        "error: model.latent=0 is invalid: the latent size must be >= 1"
+    ]
+    assert not run_dir.exists()
 
 
-def test_missing_dataset_names_the_folder(tmp_path):
-    proc = run_script(f"data.root={tmp_path / 'none'}", f"hydra.run.dir={tmp_path / 'run'}")
-    assert proc.returncode == 2
-    assert f"dataset folder {tmp_path / 'none' / 'MNIST' / 'raw'} does not exist" in proc.stderr
+def test_missing_dataset_names_the_folder(tiny_cfg, capsys, tmp_path):
+    tiny_cfg.data.root = str(tmp_path / "none")
+    tiny_cfg.data.cache_dir = str(tmp_path / "cache")
+    code, lines = user_error(capsys, train, tiny_cfg)
+    assert code == 2
+    assert f"dataset folder {tmp_path / 'none' / 'MNIST' / 'raw'} does not exist" in lines[0]
 
 
 def test_multirun_gives_each_job_its_own_dir(tmp_path, cache_dir):
@@ -86,7 +106,7 @@ def test_multirun_gives_each_job_its_own_dir(tmp_path, cache_dir):
 
 
 def test_long_override_names_are_shortened():
-    from cvae_lightning.training import short_dirname
+    from cvae_lightning.runs import short_dirname
 
     long = ",".join(f"model.key{i}=value/{i}" for i in range(30))
     name = short_dirname(long)
@@ -94,57 +114,64 @@ def test_long_override_names_are_shortened():
     assert short_dirname("model.latent=2") == "model.latent=2"
 
 
-def test_corrupt_gz_gives_one_line_exit_2_and_is_left_alone(tmp_path):
-    import shutil
-
+def copy_of_mnist(tmp_path) -> Path:
     raw = tmp_path / "data" / "MNIST" / "raw"
     shutil.copytree(PROJECT_ROOT / "data" / "MNIST" / "raw", raw)
     for unpacked in raw.glob("*-ubyte"):
         unpacked.unlink()
+    return raw
+
+
+def test_corrupt_gz_gives_one_line_exit_2_and_is_left_alone(tiny_cfg, capsys, tmp_path):
+    raw = copy_of_mnist(tmp_path)
     gz = raw / "t10k-labels-idx1-ubyte.gz"
     truncated = gz.read_bytes()[:1000]
     gz.write_bytes(truncated)
-    proc = run_script(
-        f"data.root={tmp_path / 'data'}", "data.verify=false", f"hydra.run.dir={tmp_path / 'run'}"
+    tiny_cfg.data.root, tiny_cfg.data.verify = str(tmp_path / "data"), False
+    tiny_cfg.data.cache_dir = str(tmp_path / "cache")
+    assert user_error(capsys, train, tiny_cfg) == (
+        2,
+        [
+            f"error: dataset file {gz} is corrupt or truncated "
+            "(Compressed file ended before the end-of-stream marker was reached): "
+            "replace it with the original"
+        ],
     )
-    assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines() == [
-        f"error: dataset file {gz} is corrupt or truncated "
-        "(Compressed file ended before the end-of-stream marker was reached): "
-        "replace it with the original"
-    ]
     assert gz.read_bytes() == truncated and not (raw / "t10k-labels-idx1-ubyte").exists()
-    assert not (tmp_path / "run").exists()
+    assert not Path(tiny_cfg.paths.output).exists()
 
 
-def test_wrong_md5_gives_one_line_and_exit_2(tmp_path):
-    import shutil
-
-    raw = tmp_path / "data" / "MNIST" / "raw"
-    shutil.copytree(PROJECT_ROOT / "data" / "MNIST" / "raw", raw)
+def test_wrong_md5_gives_one_line_and_exit_2(tiny_cfg, capsys, tmp_path):
+    raw = copy_of_mnist(tmp_path)
     gz = raw / "train-labels-idx1-ubyte.gz"
     gz.write_bytes(gz.read_bytes() + b"junk")
-    proc = run_script(f"data.root={tmp_path / 'data'}", f"hydra.run.dir={tmp_path / 'run'}")
-    assert proc.returncode == 2
-    assert f"error: dataset file {gz} has the wrong md5" in proc.stderr
+    tiny_cfg.data.root, tiny_cfg.data.cache_dir = str(tmp_path / "data"), str(tmp_path / "c")
+    code, lines = user_error(capsys, train, tiny_cfg)
+    assert code == 2 and len(lines) == 1
+    assert lines[0].startswith(f"error: dataset file {gz} has the wrong md5")
 
 
-def test_unreadable_checkpoint_gives_one_line_and_exit_2(tmp_path):
+def test_unreadable_checkpoint_gives_one_line_and_exit_2(tiny_cfg, capsys, tmp_path):
     bad = tmp_path / "last.ckpt"
     bad.write_bytes(b"not a checkpoint")
-    proc = run_script(f"ckpt_path={bad}", f"hydra.run.dir={tmp_path / 'run'}")
-    assert proc.returncode == 2
-    (line,) = proc.stderr.strip().splitlines()
-    assert line.startswith(f"error: checkpoint {bad} cannot be read")
-    assert bad.read_bytes() == b"not a checkpoint" and not (tmp_path / "run").exists()
+    tiny_cfg.ckpt_path = str(bad)
+    code, lines = user_error(capsys, train, tiny_cfg)
+    assert code == 2 and len(lines) == 1
+    assert lines[0].startswith(f"error: checkpoint {bad} cannot be read")
+    assert bad.read_bytes() == b"not a checkpoint"
+    assert not Path(tiny_cfg.paths.output).exists()
 
 
-def test_checkpoint_of_another_architecture_gives_one_line_and_exit_2(trained_run, tmp_path):
+def test_checkpoint_of_another_architecture_gives_one_line_and_exit_2(
+    trained_run, tiny_cfg, capsys
+):
     ckpt = trained_run[2] / "checkpoints" / "last.ckpt"
-    proc = run_script(*TINY, "model.latent=3", f"ckpt_path={ckpt}", f"hydra.run.dir={tmp_path}/r")
-    assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines() == [
-        f"error: checkpoint {ckpt} was trained with another architecture "
-        "(model.latent: checkpoint 8, config 3): set those values to the checkpoint's, "
-        "or pick a matching checkpoint"
-    ]
+    tiny_cfg.model.latent, tiny_cfg.ckpt_path = 3, str(ckpt)
+    assert user_error(capsys, train, tiny_cfg) == (
+        2,
+        [
+            f"error: checkpoint {ckpt} was trained with another architecture "
+            "(model.latent: checkpoint 8, config 3): set those values to the checkpoint's, "
+            "or pick a matching checkpoint"
+        ],
+    )

@@ -5,14 +5,16 @@ import torch
 from PIL import Image
 
 from cvae_lightning import explore
+from cvae_lightning.checkpoints import load_model
 from cvae_lightning.datasets import load_resized
-from cvae_lightning.sampling import load_model
-from cvae_lightning.training import PROJECT_ROOT, train
+from cvae_lightning.runs import PROJECT_ROOT
+from cvae_lightning.training import train
 
 from conftest import read_events
 
 
-def train_classifier(cache_dir) -> torch.nn.Module:
+@pytest.fixture(scope="module")
+def classifier_16px(cache_dir) -> torch.nn.Module:
     """Softmax regression on 16px MNIST: ~90% test accuracy after a few hundred steps."""
     images, labels = load_resized(PROJECT_ROOT / "data", "mnist", True, 16, cache_dir)
     x, y = images[:10_000].float().div(255).flatten(1), labels[:10_000]
@@ -43,8 +45,8 @@ def conditional_run(tmp_path_factory, cache_dir):
     return out
 
 
-def test_samples_are_the_requested_digit(conditional_run, cache_dir):
-    clf = train_classifier(cache_dir)
+def test_samples_are_the_requested_digit(conditional_run, classifier_16px):
+    clf = classifier_16px
     model, _ = load_model(conditional_run)
     hits = []
     for digit in range(10):
@@ -56,14 +58,14 @@ def test_samples_are_the_requested_digit(conditional_run, cache_dir):
     assert sum(hits) / 10 > 0.8, hits
 
 
-def test_eval_reports_digit_accuracy_for_both_priors(conditional_run, cache_dir, tmp_path):
-    """eval.py measures a conditional model by the digit it was asked for, with z from N(0, I)
-    and from the per-digit fitted prior. (The project classifier cannot judge this 16px, 6-epoch
-    model fairly: it reads only ~17% of its blurry reconstructions right, so the accuracy
-    itself is checked with the test's own 16px classifier above.)"""
+def test_eval_reports_digit_accuracy_for_every_density(conditional_run, cache_dir, tmp_path):
+    """eval.py measures a conditional model by the digit it was asked for, for each density.
+    (The project classifier cannot judge this 16px, 6-epoch model fairly: it reads only ~17%
+    of its blurry reconstructions right, so the accuracy itself is checked with the test's own
+    16px classifier below.)"""
     from hydra import compose, initialize_config_dir
 
-    from cvae_lightning.evaluation import evaluate
+    from cvae_lightning.evaluation import evaluate_config
 
     with initialize_config_dir(config_dir=str(PROJECT_ROOT / "conf"), version_base="1.3"):
         cfg = compose(
@@ -71,22 +73,26 @@ def test_eval_reports_digit_accuracy_for_both_priors(conditional_run, cache_dir,
             overrides=[f"ckpt_path={conditional_run}", f"data.cache_dir={cache_dir}",
                        "eval.images=1000", "eval.iwae_k=2", "eval.iwae_images=10",
                        "eval.knn_train=5000", "eval.samples=1000", "eval.kid_subset=200",
-                       f"out_dir={tmp_path}"],
+                       f"out={tmp_path}"],
         )  # fmt: skip
-    m = evaluate(cfg)
-    assert 0 <= m["samples/class_accuracy"] <= 1
-    assert 0 <= m["samples/class_accuracy_fitted_prior"] <= 1
-    assert 0 < m["samples/confidence"] <= 1
+    m = evaluate_config(cfg)
+    for name in ("standard", "gaussian", "gmm", "flow"):
+        assert 0 <= m[f"samples/{name}/class_accuracy"] <= 1
+        assert 0 < m[f"samples/{name}/confidence"] <= 1
     assert m["real/class_accuracy"] > 0.9
 
 
-def test_fitted_prior_draws_the_requested_digit(conditional_run, cache_dir):
-    clf = train_classifier(cache_dir)
+@pytest.mark.parametrize("name", ["gaussian", "gmm", "flow"])
+def test_each_fitted_density_draws_the_requested_digit(conditional_run, classifier_16px, name):
+    """One mixture per digit, or the digit as the flow's context: `digit=7` draws sevens."""
+    from cvae_lightning.density_store import load_densities
+
+    clf = classifier_16px
     model, _ = load_model(conditional_run)
-    x, y = load_resized(PROJECT_ROOT / "data", "mnist", True, 16, cache_dir)
-    prior = explore.fit_prior(model, x[:5000].float().div(255), y[:5000])
+    densities, _ = load_densities(conditional_run / "checkpoints" / "densities.pt", model)
     digits = torch.arange(500) % 10
-    images = explore.generate(model, 500, 1.0, torch.Generator().manual_seed(0), digits, prior)
+    g = torch.Generator().manual_seed(0)
+    images = explore.generate(model, 500, 1.0, g, digits, densities[name])
     assert (clf(images.flatten(1)).argmax(1) == digits).float().mean() > 0.8
 
 

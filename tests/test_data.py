@@ -10,7 +10,7 @@ from cvae_lightning.datasets import (
     load_resized,
     resize_images,
 )
-from cvae_lightning.training import PROJECT_ROOT
+from cvae_lightning.runs import PROJECT_ROOT
 
 
 def make_dm(root, cache, **kw) -> MNISTDataModule:

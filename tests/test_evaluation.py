@@ -8,13 +8,15 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
-from cvae_lightning.checks import ConfigError
+from cvae_lightning.checkpoints import load_model
 from cvae_lightning.datasets import load_resized
-from cvae_lightning.evaluation import evaluate
+from cvae_lightning.errors import ConfigError
+from cvae_lightning.evaluation import evaluate_config
 from cvae_lightning.losses import kl_divergence, reconstruction_loss
 from cvae_lightning.metrics import active_units, iwae_loss, knn_accuracy, likelihood_constant
-from cvae_lightning.sampling import load_model
-from cvae_lightning.training import PROJECT_ROOT
+from cvae_lightning.runs import PROJECT_ROOT
+
+from conftest import user_error
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +69,7 @@ def test_eval_script_writes_json(trained_run, cache_dir, tmp_path):
         [sys.executable, str(PROJECT_ROOT / "eval.py"), f"ckpt_path={trained_run[2]}",
          f"data.cache_dir={cache_dir}", "eval.images=512", "eval.iwae_k=5",
          "eval.iwae_images=64", "eval.knn_train=1000", "eval.samples=600",
-         "eval.kid_subset=300", f"out_dir={out}"],
+         "eval.kid_subset=300", f"out={out}"],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -78,33 +80,45 @@ def test_eval_script_writes_json(trained_run, cache_dir, tmp_path):
     assert m["test/neg_elbo_nats"] == pytest.approx(m["test/loss"] + likelihood_constant(256))
     assert 0 < m["test/ssim"] <= 1 and m["test/psnr"] > 5
     assert 0 <= m["latent/active_units"] <= 8 and m["latent/knn5_accuracy"] > 0.3
-    # FID/KID against the test images, beside the floor of real training images
-    assert m["samples/fid"] > m["real/fid_train_vs_test"] > 0
-    assert m["samples/kid"] > m["real/kid_train_vs_test"]
-    assert 0 < m["samples/confidence"] <= 1 and 0 <= m["samples/digit_evenness"] <= 1
+    # Every density's samples, measured against the test images beside the floor of real
+    # training images: the whole block, side by side.
+    for name in ("standard", "gaussian", "gmm", "flow"):
+        p = f"samples/{name}"
+        assert m[f"{p}/fid"] > m["real/fid_train_vs_test"] > 0
+        assert m[f"{p}/kid"] > m["real/kid_train_vs_test"]
+        assert 0 < m[f"{p}/confidence"] <= 1 and 0 <= m[f"{p}/confident_share"] <= 1
+        assert 0 <= m[f"{p}/digit_evenness"] <= 1 and 0 <= m[f"{p}/rarest_digit_share"] <= 0.1
+        assert 0 <= m[f"{p}/precision"] <= 1 and 0 <= m[f"{p}/recall"] <= 1
+        assert m[f"{p}/train_nn_ratio"] > 0
+        assert f"{p}/class_accuracy" not in m  # only conditional models are asked for digits
+        assert sum(record["digit_shares"][name]) == pytest.approx(1)
+    assert 0.5 < m["real/precision"] <= 1 and 0.5 < m["real/recall"] <= 1
     assert m["real/class_accuracy"] > 0.9  # 16px images lose detail: 94.5% measured
     assert 0 <= m["test/recon_class_accuracy"] <= 1
-    assert "samples/class_accuracy" not in m  # only conditional models are asked for digits
-    assert record["samples"] == 600 and sum(record["digit_shares"]["samples"]) == pytest.approx(1)
+    assert 0 <= m["test/recon_confident_share"] <= 1
+    assert record["samples"] == 600
     assert record["classifier"]["test_accuracy"] >= 0.99
-    assert "samples/fid" in proc.stdout and "floor" in proc.stdout
+    table = proc.stdout[proc.stdout.index("density  ") :].splitlines()
+    assert table[0].split() == ["density", "fid", "kid", "p>0.9", "evenness", "rarest",
+                                "precision", "recall", "nn_ratio"]  # fmt: skip
+    assert [row.split()[0] for row in table[1:6]] == ["standard", "gaussian", "gmm", "flow", "real"]
     assert list((out / "tensorboard").glob("events.out.tfevents.*"))
 
 
-def test_eval_refuses_a_bad_classifier_file_in_one_line(trained_run, tmp_path):
+def test_eval_refuses_a_bad_classifier_file_in_one_line(trained_run, tmp_path, capsys):
     bad = tmp_path / "clf.pt"
     bad.write_bytes(b"garbage")
-    proc = subprocess.run(
-        [sys.executable, str(PROJECT_ROOT / "eval.py"), f"ckpt_path={trained_run[2]}",
-         f"eval.classifier={bad}", f"out_dir={tmp_path / 'eval'}"],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines() == [
-        f"error: classifier weights {bad} are corrupt or not a cvae-lightning classifier "
-        "(UnpicklingError): restore it with `git checkout -- weights/` or rebuild it with "
-        "`uv run train_classifier.py`"
-    ]
+    with initialize_config_dir(config_dir=str(PROJECT_ROOT / "conf"), version_base="1.3"):
+        cfg = compose("eval", overrides=[f"ckpt_path={trained_run[2]}", f"eval.classifier={bad}",
+                                         f"out={tmp_path / 'eval'}"])  # fmt: skip
+    assert user_error(capsys, evaluate_config, cfg) == (
+        2,
+        [
+            f"error: classifier weights {bad} are corrupt or not a cvae-lightning classifier "
+            "(UnpicklingError): restore it with `git checkout -- weights/` or rebuild it with "
+            "`uv run train_classifier.py`"
+        ],
+    )
     assert not (tmp_path / "eval").exists()
 
 
@@ -113,4 +127,22 @@ def test_eval_config_is_checked_before_any_work(tmp_path, override):
     with initialize_config_dir(config_dir=str(PROJECT_ROOT / "conf"), version_base="1.3"):
         cfg = compose("eval", overrides=[f"ckpt_path={tmp_path}", override])
     with pytest.raises(ConfigError, match=override.replace(".", r"\.")):
-        evaluate(cfg)  # the checkpoint folder is empty: the config is refused first
+        evaluate_config(cfg)  # the checkpoint folder is empty: the config is refused first
+
+
+def test_eval_fits_the_densities_the_run_has_not_stored(trained_run, cache_dir, tmp_path, caplog):
+    """The run stored densities of posterior means; asked for sampled codes, eval fits its own
+    and leaves the run's file as it was."""
+    stored = trained_run[2] / "checkpoints" / "densities.pt"
+    before = stored.read_bytes()
+    with initialize_config_dir(config_dir=str(PROJECT_ROOT / "conf"), version_base="1.3"):
+        cfg = compose("eval", overrides=[
+            f"ckpt_path={trained_run[2]}", f"data.cache_dir={cache_dir}", "density.codes=sample",
+            "eval.images=256", "eval.samples=256", "eval.kid_subset=64", "eval.iwae_k=2",
+            "eval.iwae_images=8", "eval.knn_train=500", f"out={tmp_path}",
+        ])  # fmt: skip
+    with caplog.at_level("INFO"):
+        m = evaluate_config(cfg)
+    assert f"{stored} was fitted on codes=mean, not codes=sample" in caplog.text
+    assert all(f"samples/{n}/fid" in m for n in ("standard", "gaussian", "gmm", "flow"))
+    assert stored.read_bytes() == before

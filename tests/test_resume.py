@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from cvae_lightning.checkpoints import CheckpointError
+from cvae_lightning.errors import CheckpointError
 from cvae_lightning.training import train
 
 
@@ -67,7 +67,7 @@ def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(tiny_cfg, tm
     import subprocess
     import sys
 
-    from cvae_lightning.training import PROJECT_ROOT
+    from cvae_lightning.runs import PROJECT_ROOT
 
     tiny_cfg.trainer.deterministic = True
     train(tiny_cfg)  # uninterrupted: 2 epochs of 8 steps

@@ -6,13 +6,13 @@ import torch
 from cvae_lightning.classifier import DigitClassifier, FeatureExtractor, load_classifier
 from cvae_lightning.datasets import load_resized
 from cvae_lightning.model import CVAE
+from cvae_lightning.runs import PROJECT_ROOT
 from cvae_lightning.sample_quality import (
     ClassifierVerdicts,
     distance_metrics,
     draw_samples,
     sample_quality,
 )
-from cvae_lightning.training import PROJECT_ROOT
 
 
 @pytest.fixture(scope="module")
@@ -81,14 +81,36 @@ def test_samples_are_deterministic_and_cycle_through_the_digits():
 
 
 def test_the_classifier_runs_once_per_batch_for_all_metrics(classifier, digits, monkeypatch):
-    """FID, KID and the verdicts share each batch's features: 3 sets of 4 batches, 12 passes."""
+    """FID, KID, the verdicts and the neighbour distances share each batch's features: 4 test
+    batches, 8 batches of training images for the guard, 4 for the floor, 4 per density."""
     calls = []
     features = classifier.features
     monkeypatch.setattr(classifier, "features", lambda x: calls.append(len(x)) or features(x))
     x, y = digits
+    train = (x[400:1200] * 255).round().byte()
     metrics, _ = sample_quality(
-        CVAE(4, 16, 16), classifier, x[:400], y[:400], x[400:800], n=400, batch=100, seed=0,
-        kid_subset=100,
+        CVAE(4, 16, 16), classifier, {"standard": None, "also": None},
+        test=(x[:400], y[:400]), train=train, n=400, batch=100, seed=0, kid_subset=100,
     )  # fmt: skip
-    assert calls == [100] * 12
-    assert metrics["real/fid_train_vs_test"] < metrics["samples/fid"]
+    assert calls == [100] * (4 + 8 + 4 + 4 + 4)
+    assert metrics["real/fid_train_vs_test"] < metrics["samples/standard/fid"]
+    # The same seed draws the same samples, whichever name they are reported under.
+    assert metrics["samples/standard/fid"] == metrics["samples/also/fid"]
+
+
+def test_precision_recall_and_the_memorisation_guard(classifier, digits):
+    """Copies of training images: perfect precision, and a guard ratio far below real test
+    images' (0 distance); noise: no precision, no recall."""
+    from cvae_lightning.sample_quality import SetJudge
+
+    x, y = digits
+    judge = SetJudge(classifier, kid_subset=100, seed=0)
+    train = x[1000:2000]
+    judge.set_references(zip(x[:500].split(100), y[:500].split(100), strict=True), train.split(100))
+    copies, _ = judge.judge(((b, None) for b in train[:500].split(100)), "copies")
+    noise, _ = judge.judge(((torch.rand(100, 1, 28, 28), None) for _ in range(5)), "noise")
+    fresh, _ = judge.judge(((b, None) for b in x[500:1000].split(100)), "fresh")
+    assert copies["copies/train_nn_ratio"] < 0.01 < fresh["fresh/train_nn_ratio"]
+    assert fresh["fresh/train_nn_ratio"] == pytest.approx(1, abs=0.15)
+    assert copies["copies/precision"] > 0.8 and fresh["fresh/recall"] > 0.8
+    assert noise["noise/precision"] == 0 and noise["noise/recall"] == 0

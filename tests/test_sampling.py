@@ -6,16 +6,23 @@ import sys
 import pytest
 from PIL import Image
 
-from cvae_lightning.training import PROJECT_ROOT
+from cvae_lightning.runs import PROJECT_ROOT
+from cvae_lightning.sampling import render
 
-from conftest import read_events
+from conftest import read_events, user_error
 
 
-def sample(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(PROJECT_ROOT / "sample.py"), *args],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+def sample_config(ckpt, out, cache_dir, *overrides: str):
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(PROJECT_ROOT / "conf"), version_base="1.3"):
+        return compose("sample", overrides=[f"ckpt_path={ckpt}", f"data.cache_dir={cache_dir}",
+                                            "n=16", "density.images=1000", f"out={out}",
+                                            *overrides])  # fmt: skip
+
+
+def render_png(ckpt, out, cache_dir, *overrides: str) -> bytes:
+    return render(sample_config(ckpt, out, cache_dir, *overrides)).read_bytes()
 
 
 @pytest.fixture(scope="module")
@@ -23,47 +30,79 @@ def ckpt(trained_run):
     return trained_run[2] / "checkpoints" / "last.ckpt"
 
 
-def test_samples_png_has_the_asked_size_and_is_seeded(ckpt, tmp_path, cache_dir):
-    outs = []
-    for name, seed in (("a.png", 1), ("b.png", 1), ("c.png", 2)):
-        proc = sample(
-            f"ckpt_path={ckpt}", "n=12", "nrow=4", f"seed={seed}", f"out={tmp_path / name}"
-        )
-        assert proc.returncode == 0, proc.stderr[-2000:]
-        outs.append((tmp_path / name).read_bytes())
+def test_sample_script_writes_the_png(ckpt, tmp_path):
+    """The script itself, once: a grid of n images, nrow to a row, from the run's best
+    stored density (prior=auto, the default)."""
+    proc = subprocess.run(
+        [sys.executable, str(PROJECT_ROOT / "sample.py"), f"ckpt_path={ckpt}", "n=12", "nrow=4",
+         f"out={tmp_path / 'a.png'}"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
     with Image.open(tmp_path / "a.png") as im:
         assert im.size == (2 + 4 * 18, 2 + 3 * 18)  # 12 images of 16px, 4 per row, 2px padding
+    assert "prior=auto: drawing from" in proc.stdout + proc.stderr
+    assert f"wrote {tmp_path / 'a.png'}" in proc.stdout + proc.stderr
+
+
+def test_samples_are_seeded(ckpt, tmp_path, cache_dir):
+    outs = [
+        render_png(ckpt, tmp_path / name, cache_dir, "n=12", "nrow=4", f"seed={seed}")
+        for name, seed in (("a.png", 1), ("b.png", 1), ("c.png", 2))
+    ]
     assert outs[0] == outs[1] and outs[0] != outs[2]
 
 
 def test_interpolation_and_traversal(ckpt, tmp_path, cache_dir):
-    common = [f"ckpt_path={ckpt.parent.parent}", f"data.cache_dir={cache_dir}", "steps=6"]
-    proc = sample(*common, "mode=interpolate", "a=3", "b=5", f"out={tmp_path / 'i.png'}")
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    run = ckpt.parent.parent
+    render_png(
+        run, tmp_path / "i.png", cache_dir, "steps=6", "mode=interpolate", "interpolate=[3,5]"
+    )
     with Image.open(tmp_path / "i.png") as im:
         assert im.size == (2 + 6 * 18, 2 + 18)
-    proc = sample(*common, "mode=traverse", "index=2", f"out={tmp_path / 't.png'}")
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    render_png(run, tmp_path / "t.png", cache_dir, "steps=6", "mode=traverse", "traverse=2")
     with Image.open(tmp_path / "t.png") as im:
         assert im.size == (2 + 6 * 18, 2 + 8 * 18)  # one row per latent dimension (8)
 
 
-def test_fitted_prior_is_seeded_and_differs_from_the_standard_one(ckpt, tmp_path, cache_dir):
-    from hydra import compose, initialize_config_dir
-
-    from cvae_lightning.sampling import render
-
+def test_densities_are_seeded_and_differ_from_the_standard_one(ckpt, tmp_path, cache_dir):
     def png(name: str, *overrides: str) -> bytes:
-        with initialize_config_dir(config_dir=str(PROJECT_ROOT / "conf"), version_base="1.3"):
-            cfg = compose("sample", overrides=[f"ckpt_path={ckpt}", f"data.cache_dir={cache_dir}",
-                                               "n=16", "prior_images=1000",
-                                               f"out={tmp_path / name}", *overrides])  # fmt: skip
-        return render(cfg).read_bytes()
+        return render_png(ckpt, tmp_path / name, cache_dir, *overrides)
 
-    fitted = png("f1.png", "prior=fitted")
-    assert fitted == png("f2.png", "prior=fitted")
-    assert fitted != png("s.png", "prior=standard")
-    assert png("auto.png") == png("s2.png", "prior=standard")  # auto: standard if unconditional
+    gmm = png("g1.png", "prior=gmm")
+    assert gmm == png("g2.png", "prior=gmm")
+    assert gmm != png("s.png", "prior=standard") != png("f.png", "prior=flow")
+    assert png("g3.png", "prior=gmm", "seed=1") != gmm
+
+
+def test_auto_draws_from_the_runs_best_stored_density(ckpt, tmp_path, cache_dir, caplog):
+    """The run folder holds densities.pt (written by the callback): auto uses the best of it."""
+    import torch
+
+    from cvae_lightning.checkpoints import load_model
+    from cvae_lightning.density_store import best_density, load_densities
+
+    model, _ = load_model(ckpt)
+    _, record = load_densities(ckpt.parent / "densities.pt", model)
+    best, _ = best_density(record)
+    with caplog.at_level("INFO"):
+        auto = render_png(ckpt.parent.parent, tmp_path / "auto.png", cache_dir)
+    assert f"prior=auto: drawing from {best}, the best density in" in caplog.text
+    assert "fitting" not in caplog.text  # nothing was refitted
+    assert auto == render_png(ckpt, tmp_path / "named.png", cache_dir, f"prior={best}")
+    assert torch.load(ckpt.parent / "densities.pt", weights_only=True)["step"] == 24
+
+
+def test_a_bare_checkpoint_gets_a_density_fitted_on_the_fly(ckpt, tmp_path, cache_dir, caplog):
+    bare = tmp_path / "bare" / "model.ckpt"
+    bare.parent.mkdir()
+    bare.write_bytes(ckpt.read_bytes())
+    with caplog.at_level("INFO"):
+        auto = render_png(bare, tmp_path / "auto.png", cache_dir)
+    assert "prior=auto: no stored densities, so drawing from gmm" in caplog.text
+    assert "fitting gmm on the training images now" in caplog.text
+    assert auto != render_png(bare, tmp_path / "standard.png", cache_dir, "prior=standard")
+    assert not (bare.parent / "densities.pt").exists()  # nothing is written beside it
 
 
 @pytest.mark.parametrize(
@@ -72,16 +111,18 @@ def test_fitted_prior_is_seeded_and_differs_from_the_standard_one(ckpt, tmp_path
         (["digit=7"], "digit=7 is invalid for this checkpoint: use null (unconditional)"),
         (["mode=manifold"], "mode=manifold needs a checkpoint with model.latent=2, not 8"),
         (["mode=movie"], "mode='movie' is invalid"),
-        (["prior=mean"], "prior='mean' is invalid: choose one of auto, standard, fitted"),
+        (
+            ["prior=mean"],
+            "prior='mean' is invalid: choose one of auto, standard, gaussian, gmm, flow",
+        ),
+        (["interpolate=[0]"], "interpolate=[0] is invalid: give two test-image indices"),
     ],
 )
-def test_bad_requests_give_one_line(ckpt, tmp_path, args, message):
-    proc = sample(f"ckpt_path={ckpt}", f"out={tmp_path / 'x.png'}", *args)
-    assert (
-        proc.returncode == 2
-        and proc.stderr.strip() == f"error: {message}"
-        or (proc.returncode == 2 and proc.stderr.strip().startswith(f"error: {message}"))
-    ), proc.stderr
+def test_bad_requests_give_one_line(ckpt, tmp_path, cache_dir, capsys, args, message):
+    cfg = sample_config(ckpt, tmp_path / "x.png", cache_dir, *args)
+    code, lines = user_error(capsys, render, cfg)
+    assert code == 2
+    assert len(lines) == 1 and lines[0].startswith(f"error: {message}"), lines
     assert not (tmp_path / "x.png").exists()
 
 

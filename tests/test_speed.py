@@ -15,10 +15,13 @@ def fp32_loss(tiny_cfg):
     """The plainest run: fp32, contiguous (NCHW) tensors."""
     cfg = tiny_cfg.copy()
     cfg.model.channels_last = False
+    cfg.trainer.precision = "32-true"
     return train(cfg)["val/loss"]
 
 
 def test_gpu_options_run_on_cpu_and_agree(tiny_cfg, fp32_loss, tmp_path):
+    """bf16 autocast (what precision=auto picks on an AMX/AVX512-BF16 CPU), NHWC, data on
+    the device: the same loss as the plainest run, to rounding."""
     tiny_cfg.paths.output = str(tmp_path / "fast")
     tiny_cfg.trainer.precision = "bf16-mixed"
     tiny_cfg.model.channels_last = True

@@ -7,7 +7,8 @@ import pytest
 import yaml
 from hydra import compose, initialize_config_dir
 
-from cvae_lightning.checks import ConfigError, check_config
+from cvae_lightning.checks import check_config
+from cvae_lightning.errors import ConfigError
 
 from conftest import CONF, TINY, compose_config, read_events, read_hparams
 from test_cli import run_script
@@ -55,6 +56,7 @@ def test_a_failing_job_is_reported_and_the_others_finish(tmp_path, cache_dir):
     assert "1 of 2 jobs completed" in output
 
 
+@pytest.mark.slow  # a sweep plugin: runs in CI (--runslow)
 def test_optuna_search_runs_trials_and_reports_the_best(tmp_path, cache_dir):
     sweep = tmp_path / "optuna"
     proc = run_script(
@@ -72,6 +74,7 @@ def test_optuna_search_runs_trials_and_reports_the_best(tmp_path, cache_dir):
     }  # fmt: skip
 
 
+@pytest.mark.slow  # a sweep plugin: runs in CI (--runslow)
 def test_joblib_launcher_runs_jobs_in_parallel_processes(tmp_path, cache_dir):
     sweep = tmp_path / "joblib"
     proc = run_script(
@@ -84,6 +87,7 @@ def test_joblib_launcher_runs_jobs_in_parallel_processes(tmp_path, cache_dir):
         assert (job / "checkpoints" / "last.ckpt").is_file()
 
 
+@pytest.mark.slow  # a sweep plugin: runs in CI (--runslow)
 def test_submitit_local_launcher(tmp_path, cache_dir):
     sweep = tmp_path / "submitit"
     proc = run_script(
@@ -115,6 +119,7 @@ def test_ddp_config_and_its_refusal_in_a_multirun():
     check_config(cfg, multirun=True)
 
 
+@pytest.mark.slow  # a sweep plugin: runs in CI (--runslow)
 def test_ddp_spawn_on_two_cpu_processes(tmp_path, cache_dir):
     run_dir = tmp_path / "ddp"
     proc = run_script(

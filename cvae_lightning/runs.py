@@ -1,0 +1,77 @@
+"""Where runs live: the project root, the OmegaConf resolvers conf/ uses, run folders, and
+finding the newest run to resume (`ckpt_path=last`). No Lightning here: every entry script
+imports this before Hydra composes its config."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import yaml
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import OmegaConf
+
+from cvae_lightning.errors import CheckpointError
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+# Where train.py puts single runs (conf/hydra/default.yaml), relative to the working directory.
+RUNS_DIR = Path("outputs")
+
+
+def short_dirname(name: str, limit: int = 120) -> str:
+    """A sweep job's folder name from its overrides, safe as one path component."""
+    name = name.replace("/", "_") or "default"
+    if len(name) <= limit:
+        return name
+    return f"{name[: limit - 9]}-{hashlib.sha1(name.encode()).hexdigest()[:8]}"
+
+
+def shipped_fix(path: str | Path) -> str | None:
+    """For a file that ships in weights/: how to get it back."""
+    weights = PROJECT_ROOT / "weights"
+    if Path(path).resolve().is_relative_to(weights):
+        return (
+            "restore it with `git checkout -- weights/`, or rebuild it as the README's "
+            "'The shipped model' says"
+        )
+    return None
+
+
+def register_resolvers() -> None:
+    """`${project_root:}` (conf/paths) finds the data from any working directory;
+    `${dirname:...}` names sweep job folders. Entry scripts and tests call this once."""
+    OmegaConf.register_new_resolver("project_root", lambda: str(PROJECT_ROOT), replace=True)
+    OmegaConf.register_new_resolver("dirname", short_dirname, replace=True)
+
+
+def is_multirun() -> bool:
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def newest_run(runs_dir: Path = RUNS_DIR) -> Path:
+    """The run folder under runs_dir whose checkpoints/last.ckpt was written last."""
+    found = list(runs_dir.glob("*/*/checkpoints/last.ckpt")) + list(
+        runs_dir.glob("*/checkpoints/last.ckpt")
+    )
+    if not found:
+        raise CheckpointError(
+            f"ckpt_path=last found no run to resume: no {runs_dir}/<date>/<time>/checkpoints/"
+            "last.ckpt under this folder; start a run first, or pass ckpt_path=<run folder>"
+        )
+    return max(found, key=lambda p: p.stat().st_mtime_ns).parent.parent
+
+
+def resume_overrides(args: list[str], runs_dir: Path = RUNS_DIR) -> list[str]:
+    """Command-line overrides with `ckpt_path=last` expanded: the newest run's overrides first
+    (so it resumes the same recipe), then the user's, its last.ckpt, and its folder as the run
+    folder, so the resumed run keeps writing where it left off."""
+    if "ckpt_path=last" not in args:
+        return args
+    run = newest_run(runs_dir)
+    saved = run / ".hydra" / "overrides.yaml"
+    before = yaml.safe_load(saved.read_text()) if saved.is_file() else []
+    before = [a for a in before or [] if not a.startswith(("ckpt_path=", "hydra.run.dir="))]
+    rest = [a for a in args if a != "ckpt_path=last"]
+    last = run / "checkpoints" / "last.ckpt"
+    return [*before, *rest, f"ckpt_path={last}", f"hydra.run.dir={run}"]

@@ -1,0 +1,89 @@
+"""The trained model that ships in weights/: exported from a run (weights only, under 1 MB,
+with its fitted latent densities), and the README's pictures drawn from it. Plain PyTorch."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import torch
+from omegaconf import OmegaConf
+from torchvision.utils import make_grid, save_image
+
+from cvae_lightning.checkpoints import (
+    DataSource,
+    checkpoint_images,
+    load_model,
+    read_checkpoint,
+    resolve_checkpoint,
+)
+from cvae_lightning.density_store import best_density, density_path, eval_dir, load_densities
+from cvae_lightning.errors import CheckpointError
+from cvae_lightning.explore import posterior_means, sample_grid
+from cvae_lightning.files import atomic_write
+from cvae_lightning.runs import PROJECT_ROOT
+
+SHIPPED = PROJECT_ROOT / "weights" / "mnist_cvae" / "model.ckpt"
+# What a checkpoint needs to be loaded and sampled from; Lightning's loop, optimizer and RNG
+# state are left behind (they are for resuming, and triple the size).
+KEPT = ("hyper_parameters", "datamodule_hyper_parameters", "global_step", "epoch")
+log = logging.getLogger(__name__)
+
+
+def export_model(run: str | Path, out: Path = SHIPPED) -> Path:
+    """Write the run's last checkpoint, weights only, to `out` and its densities.pt beside it,
+    recording the best density (by the run's eval/metrics.json if eval has run)."""
+    ckpt_path = resolve_checkpoint(run)
+    ckpt = read_checkpoint(ckpt_path)
+    weights = {k: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
+    slim = {"state_dict": weights, **{k: ckpt[k] for k in KEPT if k in ckpt}}
+    densities_file = density_path(ckpt_path)
+    if not densities_file.is_file():
+        raise CheckpointError(f"{densities_file} does not exist: export a run that fitted one")
+    model, _ = load_model(ckpt_path)
+    _, record = load_densities(densities_file, model, ckpt.get("global_step"))
+    best, why = best_density(record, eval_dir(ckpt_path) / "metrics.json")
+    blob = torch.load(densities_file, map_location="cpu", weights_only=True)
+    atomic_write(out, lambda f: torch.save(slim, f))
+    atomic_write(density_path(out), lambda f: torch.save({**blob, "best": best}, f))
+    log.info(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB) and {density_path(out)}")
+    log.info(f"best density: {best} ({why})")
+    return out
+
+
+def readme_pictures(
+    ckpt: str | Path = SHIPPED,
+    out: Path = PROJECT_ROOT / "docs",
+    seed: int = 0,
+    temperature: float | None = None,
+) -> list[Path]:
+    """reconstructions.png (test images over their reconstructions) and standard_vs_fitted.png
+    (64 samples of z ~ N(0, I) beside 64 of the best stored density, at `temperature`)."""
+    if temperature is None:  # the density group's default, as sample.py uses it
+        temperature = OmegaConf.load(PROJECT_ROOT / "conf" / "density" / "default.yaml").temperature
+    path = resolve_checkpoint(ckpt)
+    model, ckpt_dict = load_model(path)
+    densities, record = load_densities(density_path(path), model)
+    best, _ = best_density(record, eval_dir(path) / "metrics.json")
+    x, _ = checkpoint_images(DataSource(PROJECT_ROOT / "data"), ckpt_dict, train=False, n=32)
+    x = x.float().div(255)
+    recon = model.decode(posterior_means(model, x)).clamp(0, 1)
+    rows = torch.stack([x.view(2, 16, *x.shape[1:]), recon.view(2, 16, *x.shape[1:])], 1)
+    standard = sample_grid(model, 64, 8, seed=seed)
+    fitted = sample_grid(model, 64, 8, temperature, seed, density=densities[best])
+    gap = torch.ones(3, standard.shape[1], 16)
+    pictures = {
+        "reconstructions.png": make_grid(rows.flatten(0, 2), nrow=16, padding=2, pad_value=0.5),
+        "standard_vs_fitted.png": torch.cat([standard, gap, fitted], dim=2),
+    }
+    for name, image in pictures.items():
+        atomic_write(out / name, lambda f, image=image: save_image(image, f, format="png"))
+    shown = (
+        path.resolve().relative_to(PROJECT_ROOT)
+        if path.resolve().is_relative_to(PROJECT_ROOT)
+        else path
+    )
+    made = {"checkpoint": str(shown), "density": best, "temperature": temperature, "seed": seed}
+    (out / "pictures.json").write_text(json.dumps(made, indent=1))
+    return [out / name for name in pictures]
