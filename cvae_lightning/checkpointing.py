@@ -1,5 +1,6 @@
-"""Callbacks that keep a run safe: last.ckpt after every epoch, a checkpoint on Ctrl-C, and a
-stop before a NaN loss can reach a checkpoint."""
+"""Saving checkpoints safely during training: writes that a crash never leaves half done (a
+Lightning CheckpointIO plugin), last.ckpt after every epoch, a checkpoint on Ctrl-C, and a stop
+before a NaN loss can reach a checkpoint."""
 
 from __future__ import annotations
 
@@ -7,15 +8,29 @@ import logging
 import signal
 import threading
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.trainer.states import TrainerFn
 
 from cvae_lightning.errors import NonFiniteLossError
+from cvae_lightning.files import atomic_write
 
 log = logging.getLogger(__name__)
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Like TorchCheckpointIO, but `last.ckpt` is replaced in one rename, never truncated."""
+
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path, storage_options: Any | None = None
+    ) -> None:
+        if storage_options is not None:
+            raise TypeError("AtomicCheckpointIO takes no storage_options")
+        atomic_write(path, lambda f: torch.save(checkpoint, f))
 
 
 class LastCheckpoint(ModelCheckpoint):

@@ -15,7 +15,8 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from cvae_lightning.classifier import SIZE, DigitClassifier, save_classifier
 from cvae_lightning.datasets import load_resized
-from cvae_lightning.errors import AccuracyTooLowError, ConfigError
+from cvae_lightning.errors import AccuracyTooLowError
+from cvae_lightning.validation import check_classifier_config
 
 log = logging.getLogger(__name__)
 
@@ -44,11 +45,7 @@ def test_accuracy(model: DigitClassifier, x: torch.Tensor, y: torch.Tensor, batc
 
 def fit_classifier(cfg: DictConfig) -> dict[str, float]:
     """Train on the training split, measure on the test split, save if accurate enough."""
-    if cfg.epochs < 1 or cfg.batch_size < 1 or cfg.lr <= 0:
-        raise ConfigError(
-            f"epochs={cfg.epochs}, batch_size={cfg.batch_size}, lr={cfg.lr}: "
-            "epochs and batch_size must be >= 1 and lr > 0"
-        )
+    check_classifier_config(cfg)
     torch.manual_seed(cfg.seed)
     d = cfg.data
     train_x, train_y = load_resized(d.root, d.name, True, SIZE, d.cache_dir)

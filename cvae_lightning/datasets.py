@@ -103,25 +103,39 @@ def load_resized(
     size: int,
     cache_dir: str | Path | None = None,
     verify: bool = True,
-    read: bool = True,
-) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """Resized images (N, 1, size, size) uint8 and labels; built once, then read from the cache.
-
-    With read=False (prepare_data) it only makes sure the cache exists, without reading an
-    existing one, and with no cache_dir it only checks the raw files; it then returns None.
-    """
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Resized images (N, 1, size, size) uint8 and labels; built once, then read from the cache."""
     path = cache_path(cache_dir, name, train, size) if cache_dir else None
     if path is not None and path.is_file():
-        return _read_cache(path, size) if read else None
-    if path is None and not read:
+        return _read_cache(path, size)
+    return _build(root, name, train, size, path, verify)
+
+
+def ensure_cached(
+    root: str | Path,
+    name: str,
+    train: bool,
+    size: int,
+    cache_dir: str | Path | None = None,
+    verify: bool = True,
+) -> None:
+    """Make sure the resized cache exists (building it if not) without reading it; with no
+    cache_dir, only check the raw files. For prepare_data: data problems surface early."""
+    path = cache_path(cache_dir, name, train, size) if cache_dir else None
+    if path is None:
         unpack_raw(root, name, verify)
-        return None
+    elif not path.is_file():
+        _build(root, name, train, size, path, verify)
+
+
+def _build(root, name, train: bool, size: int, path: Path | None, verify: bool):
+    """Read the raw split, resize it, and cache it at `path` (if given)."""
     images, labels = read_split(root, name, train, verify)
     images = resize_images(images, size)
     if path is not None:
         blob = {"format": CACHE_FORMAT, "size": size, "images": images, "labels": labels}
         atomic_write(path, lambda f: torch.save(blob, f))
-    return (images, labels) if read else None
+    return images, labels
 
 
 def _read_cache(path: Path, size: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -13,7 +13,12 @@ from hydra.utils import instantiate
 from torch.utils.tensorboard import SummaryWriter
 from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 
-from cvae_lightning.checkpoints import (
+from cvae_lightning.classifier import DigitClassifier, FeatureExtractor, load_classifier
+from cvae_lightning.density_store import densities_for_checkpoint, eval_dir
+from cvae_lightning.explore import posterior_means
+from cvae_lightning.files import atomic_write
+from cvae_lightning.judging import ClassifierVerdicts, sample_quality
+from cvae_lightning.loading import (
     DataSource,
     checkpoint_dataset,
     checkpoint_images,
@@ -21,16 +26,11 @@ from cvae_lightning.checkpoints import (
     resolve_checkpoint,
     training_images_used,
 )
-from cvae_lightning.checks import check_density_settings, check_eval_settings
-from cvae_lightning.classifier import DigitClassifier, FeatureExtractor, load_classifier
-from cvae_lightning.density_store import densities_for_checkpoint, eval_dir
-from cvae_lightning.explore import posterior_means
-from cvae_lightning.files import atomic_write
 from cvae_lightning.losses import loss_terms
 from cvae_lightning.metrics import active_units, iwae_loss, knn_accuracy, likelihood_constant
 from cvae_lightning.model import CVAE
 from cvae_lightning.runs import PROJECT_ROOT
-from cvae_lightning.sample_quality import ClassifierVerdicts, sample_quality
+from cvae_lightning.validation import check_density_settings, check_eval_settings
 
 log = logging.getLogger(__name__)
 

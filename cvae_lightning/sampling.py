@@ -11,14 +11,6 @@ from omegaconf import DictConfig
 from torchvision.utils import save_image
 
 from cvae_lightning import explore
-from cvae_lightning.checkpoints import (
-    DataSource,
-    checkpoint_images,
-    load_model,
-    resolve_checkpoint,
-    training_images_used,
-)
-from cvae_lightning.checks import check_sample_config
 from cvae_lightning.densities import LatentDensity, draw_temperature
 from cvae_lightning.density_store import (
     best_density,
@@ -29,7 +21,15 @@ from cvae_lightning.density_store import (
 )
 from cvae_lightning.errors import ConfigError
 from cvae_lightning.files import atomic_write
+from cvae_lightning.loading import (
+    DataSource,
+    checkpoint_images,
+    load_model,
+    resolve_checkpoint,
+    training_images_used,
+)
 from cvae_lightning.model import CVAE
+from cvae_lightning.validation import check_sample_config
 
 log = logging.getLogger(__name__)
 

@@ -11,17 +11,17 @@ import torch
 from omegaconf import OmegaConf
 from torchvision.utils import make_grid, save_image
 
-from cvae_lightning.checkpoints import (
+from cvae_lightning.density_store import best_density, density_path, eval_dir, load_densities
+from cvae_lightning.errors import CheckpointError
+from cvae_lightning.explore import posterior_means, sample_grid
+from cvae_lightning.files import atomic_write
+from cvae_lightning.loading import (
     DataSource,
     checkpoint_images,
     load_model,
     read_checkpoint,
     resolve_checkpoint,
 )
-from cvae_lightning.density_store import best_density, density_path, eval_dir, load_densities
-from cvae_lightning.errors import CheckpointError
-from cvae_lightning.explore import posterior_means, sample_grid
-from cvae_lightning.files import atomic_write
 from cvae_lightning.runs import PROJECT_ROOT
 
 SHIPPED = PROJECT_ROOT / "weights" / "mnist_cvae" / "model.ckpt"

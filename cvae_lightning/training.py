@@ -14,18 +14,18 @@ from torch.utils.tensorboard.summary import hparams
 
 from cvae_lightning.callbacks import tensorboard_writers
 from cvae_lightning.checkpointing import SaveOnInterrupt, latest_checkpoint
-from cvae_lightning.checkpoints import (
+from cvae_lightning.errors import Interrupted
+from cvae_lightning.evaluation import evaluate
+from cvae_lightning.loading import (
     ARCHITECTURE,
     DataSource,
     check_architecture_matches,
     read_checkpoint,
     resolve_checkpoint,
 )
-from cvae_lightning.checks import check_config
-from cvae_lightning.errors import Interrupted
-from cvae_lightning.evaluation import evaluate
 from cvae_lightning.precision import AUTO, choose_precision
 from cvae_lightning.runs import is_multirun
+from cvae_lightning.validation import check_config
 
 # Metrics are logged per epoch, so Lightning's advice on the step-logging interval does not apply.
 warnings.filterwarnings("ignore", ".*smaller than the logging interval.*")

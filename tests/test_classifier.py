@@ -108,6 +108,6 @@ def test_too_low_accuracy_leaves_the_old_weights(tmp_path, cache_dir):
 def test_bad_training_values_are_refused_before_any_work(tmp_path, cache_dir):
     from cvae_lightning.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="epochs=0"):
+    with pytest.raises(ConfigError, match="epochs=0 is invalid: it must be >= 1"):
         fit_classifier(classifier_cfg(tmp_path, cache_dir, "epochs=0"))
     assert not (tmp_path / "clf.pt").exists()

@@ -5,8 +5,8 @@ import torch
 from PIL import Image
 
 from cvae_lightning import explore
-from cvae_lightning.checkpoints import load_model
 from cvae_lightning.datasets import load_resized
+from cvae_lightning.loading import load_model
 from cvae_lightning.runs import PROJECT_ROOT
 from cvae_lightning.training import train
 

@@ -10,10 +10,10 @@ import pytest
 import torch
 from PIL import Image
 
-from cvae_lightning.checkpoints import load_model
 from cvae_lightning.densities import StandardNormal
 from cvae_lightning.density_store import best_density, load_densities, save_densities
 from cvae_lightning.errors import DensityFileError
+from cvae_lightning.loading import load_model
 from cvae_lightning.model import CVAE
 from cvae_lightning.runs import PROJECT_ROOT
 

@@ -8,10 +8,10 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
-from cvae_lightning.checkpoints import load_model
 from cvae_lightning.datasets import load_resized
 from cvae_lightning.errors import ConfigError
 from cvae_lightning.evaluation import evaluate_config
+from cvae_lightning.loading import load_model
 from cvae_lightning.losses import kl_divergence, reconstruction_loss
 from cvae_lightning.metrics import active_units, iwae_loss, knn_accuracy, likelihood_constant
 from cvae_lightning.runs import PROJECT_ROOT

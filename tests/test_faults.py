@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from cvae_lightning.checkpoint_io import AtomicCheckpointIO
+from cvae_lightning.checkpointing import AtomicCheckpointIO
 from cvae_lightning.errors import DiskFullError
 from cvae_lightning.runs import PROJECT_ROOT, newest_run, resume_overrides
 

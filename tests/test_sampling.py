@@ -79,8 +79,8 @@ def test_auto_draws_from_the_runs_best_stored_density(ckpt, tmp_path, cache_dir,
     """The run folder holds densities.pt (written by the callback): auto uses the best of it."""
     import torch
 
-    from cvae_lightning.checkpoints import load_model
     from cvae_lightning.density_store import best_density, load_densities
+    from cvae_lightning.loading import load_model
 
     model, _ = load_model(ckpt)
     _, record = load_densities(ckpt.parent / "densities.pt", model)

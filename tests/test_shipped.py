@@ -7,8 +7,8 @@ import torch
 from hydra import compose, initialize_config_dir
 from PIL import Image
 
-from cvae_lightning.checkpoints import load_model
 from cvae_lightning.density_store import best_density, load_densities
+from cvae_lightning.loading import load_model
 from cvae_lightning.model import count_parameters
 from cvae_lightning.runs import PROJECT_ROOT
 from cvae_lightning.sampling import render

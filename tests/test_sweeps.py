@@ -7,8 +7,8 @@ import pytest
 import yaml
 from hydra import compose, initialize_config_dir
 
-from cvae_lightning.checks import check_config
 from cvae_lightning.errors import ConfigError
+from cvae_lightning.validation import check_config
 
 from conftest import CONF, TINY, compose_config, read_events, read_hparams
 from test_cli import run_script

@@ -14,16 +14,16 @@ sys.path.insert(0, str(ROOT))
 from hydra import compose, initialize_config_dir  # noqa: E402
 from hydra.utils import instantiate  # noqa: E402
 
-from cvae_lightning.checkpoints import (  # noqa: E402
+from cvae_lightning.cli import exit_on_user_error  # noqa: E402
+from cvae_lightning.density_store import density_path, fit_for_model, save_densities  # noqa: E402
+from cvae_lightning.errors import DensityFileError  # noqa: E402
+from cvae_lightning.loading import (  # noqa: E402
     DataSource,
     checkpoint_images,
     load_model,
     resolve_checkpoint,
     training_images_used,
 )
-from cvae_lightning.cli import exit_on_user_error  # noqa: E402
-from cvae_lightning.density_store import density_path, fit_for_model, save_densities  # noqa: E402
-from cvae_lightning.errors import DensityFileError  # noqa: E402
 from cvae_lightning.runs import register_resolvers  # noqa: E402
 
 

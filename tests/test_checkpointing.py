@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from cvae_lightning.checkpoint_io import AtomicCheckpointIO
+from cvae_lightning.checkpointing import AtomicCheckpointIO
 
 
 def test_a_crash_while_saving_leaves_the_old_checkpoint(tmp_path, monkeypatch):

@@ -5,14 +5,14 @@ import torch
 
 from cvae_lightning.classifier import DigitClassifier, FeatureExtractor, load_classifier
 from cvae_lightning.datasets import load_resized
-from cvae_lightning.model import CVAE
-from cvae_lightning.runs import PROJECT_ROOT
-from cvae_lightning.sample_quality import (
+from cvae_lightning.judging import (
     ClassifierVerdicts,
     distance_metrics,
     draw_samples,
     sample_quality,
 )
+from cvae_lightning.model import CVAE
+from cvae_lightning.runs import PROJECT_ROOT
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +101,7 @@ def test_the_classifier_runs_once_per_batch_for_all_metrics(classifier, digits, 
 def test_precision_recall_and_the_memorisation_guard(classifier, digits):
     """Copies of training images: perfect precision, and a guard ratio far below real test
     images' (0 distance); noise: no precision, no recall."""
-    from cvae_lightning.sample_quality import SetJudge
+    from cvae_lightning.judging import SetJudge
 
     x, y = digits
     judge = SetJudge(classifier, kid_subset=100, seed=0)

@@ -3,7 +3,7 @@ import gzip
 import pytest
 import torch
 
-from cvae_lightning.data import MNISTDataModule, TensorBatches
+from cvae_lightning.datamodule import MNISTDataModule, TensorBatches
 from cvae_lightning.datasets import (
     DatasetError,
     cache_path,

@@ -128,3 +128,10 @@ def check_density_settings(density, codes_at_most: int | None = None) -> None:
                 fitter.components,
                 f"a mixture needs fewer components than the {codes_at_most} codes it is fitted on",
             )
+
+
+def check_classifier_config(cfg) -> None:
+    """train_classifier.py's config."""
+    for key in ("epochs", "batch_size"):
+        _require(cfg[key] >= 1, key, cfg[key], "it must be >= 1")
+    _require(cfg.lr > 0, "lr", cfg.lr, "it must be > 0")

@@ -7,7 +7,7 @@ from typing import Any
 import lightning as L
 import torch
 
-from cvae_lightning.datasets import dataset_class, load_resized
+from cvae_lightning.datasets import dataset_class, ensure_cached, load_resized
 
 
 class TensorBatches:
@@ -97,17 +97,18 @@ class MNISTDataModule(L.LightningDataModule):
         self.train_data: tuple[torch.Tensor, torch.Tensor] | None = None
         self.val_data: tuple[torch.Tensor, torch.Tensor] | None = None
 
-    def _source(self, train: bool) -> tuple:
+    def _split(self, train: bool) -> dict:
         hp = self.hparams
-        return hp.root, hp.name, train, hp.image_size, hp.cache_dir, hp.verify
+        return dict(root=hp.root, name=hp.name, train=train, size=hp.image_size,
+                    cache_dir=hp.cache_dir, verify=hp.verify)  # fmt: skip
 
     def _load(self, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        return load_resized(*self._source(train))
+        return load_resized(**self._split(train))
 
     def prepare_data(self) -> None:
         # Once per node, before setup: unpack, check and cache, so the ranks only read.
-        load_resized(*self._source(train=True), read=False)
-        load_resized(*self._source(train=False), read=False)
+        ensure_cached(**self._split(train=True))
+        ensure_cached(**self._split(train=False))
 
     def _device(self) -> torch.device:
         on_device, trainer = self.hparams.on_device, self.trainer
