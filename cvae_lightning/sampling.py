@@ -37,7 +37,6 @@ log = logging.getLogger(__name__)
 def choose_density(cfg: DictConfig, model: CVAE, path: Path, ckpt: dict) -> LatentDensity:
     """cfg.prior's density for the checkpoint at `path`: auto takes the best one stored beside
     it (or fits cfg.auto_fit when none is), a name takes that one (fitted now if not stored)."""
-    fitters = instantiate(cfg.density.fitters)
     name = cfg.prior
     if name == "auto":
         stored = density_path(path)
@@ -49,10 +48,12 @@ def choose_density(cfg: DictConfig, model: CVAE, path: Path, ckpt: dict) -> Late
         name = cfg.auto_fit
         log.info(f"prior=auto: no stored densities, so drawing from {name}")
 
-    def training_images():
-        n = min(cfg.density.images or 10**9, training_images_used(ckpt) or 10**9)
+    def training_images():  # the run's own, at most density.images of them
+        limits = [n for n in (cfg.density.images, training_images_used(ckpt)) if n]
+        n = min(limits) if limits else None
         return checkpoint_images(DataSource.of(cfg.data), ckpt, train=True, n=n)
 
+    fitters = instantiate(cfg.density.fitters)
     densities, _ = densities_for_checkpoint(
         model, path, ckpt, [name], fitters, training_images, cfg.density.codes, cfg.seed
     )
