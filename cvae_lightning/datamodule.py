@@ -97,18 +97,14 @@ class MNISTDataModule(L.LightningDataModule):
         self.train_data: tuple[torch.Tensor, torch.Tensor] | None = None
         self.val_data: tuple[torch.Tensor, torch.Tensor] | None = None
 
-    def _split(self, train: bool) -> dict:
-        hp = self.hparams
-        return dict(root=hp.root, name=hp.name, train=train, size=hp.image_size,
-                    cache_dir=hp.cache_dir, verify=hp.verify)  # fmt: skip
-
     def _load(self, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        return load_resized(**self._split(train))
+        hp = self.hparams
+        return load_resized(hp.root, hp.name, train, hp.image_size, hp.cache_dir, hp.verify)
 
     def prepare_data(self) -> None:
         # Once per node, before setup: unpack, check and cache, so the ranks only read.
-        ensure_cached(**self._split(train=True))
-        ensure_cached(**self._split(train=False))
+        hp = self.hparams
+        ensure_cached(hp.root, hp.name, hp.image_size, hp.cache_dir, hp.verify)
 
     def _device(self) -> torch.device:
         on_device, trainer = self.hparams.on_device, self.trainer

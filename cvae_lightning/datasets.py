@@ -111,21 +111,15 @@ def load_resized(
     return _build(root, name, train, size, path, verify)
 
 
-def ensure_cached(
-    root: str | Path,
-    name: str,
-    train: bool,
-    size: int,
-    cache_dir: str | Path | None = None,
-    verify: bool = True,
-) -> None:
-    """Make sure the resized cache exists (building it if not) without reading it; with no
-    cache_dir, only check the raw files. For prepare_data: data problems surface early."""
-    path = cache_path(cache_dir, name, train, size) if cache_dir else None
-    if path is None:
-        unpack_raw(root, name, verify)
-    elif not path.is_file():
-        _build(root, name, train, size, path, verify)
+def ensure_cached(root: str | Path, name: str, size: int, cache_dir=None, verify=True) -> None:
+    """Make sure both splits are cached at `size` (building what is missing) without reading
+    them; with no cache_dir, only check the raw files. prepare_data: data problems show early."""
+    for train in (True, False):
+        path = cache_path(cache_dir, name, train, size) if cache_dir else None
+        if path is None:
+            unpack_raw(root, name, verify)
+        elif not path.is_file():
+            _build(root, name, train, size, path, verify)
 
 
 def _build(root, name, train: bool, size: int, path: Path | None, verify: bool):

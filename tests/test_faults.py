@@ -46,8 +46,11 @@ def test_a_full_disk_keeps_the_previous_checkpoint_whole(monkeypatch, tmp_path):
 
 
 def test_a_disk_that_fills_during_training_stops_it_in_one_error(monkeypatch, tiny_cfg):
+    from cvae_lightning.datasets import ensure_cached
     from cvae_lightning.training import train
 
+    d = tiny_cfg.data
+    ensure_cached(d.root, d.name, d.image_size, d.cache_dir)  # the data cache is not the test
     tiny_cfg.trainer.max_epochs = 3
     fail_writes_after(monkeypatch, ok_writes=2)  # epoch 1: last and best
     with pytest.raises(DiskFullError, match="No space left on device"):
