@@ -24,7 +24,7 @@ from cvae_lightning.loading import (
     checkpoint_images,
     load_model,
     resolve_checkpoint,
-    training_images_used,
+    run_training_images,
 )
 from cvae_lightning.losses import loss_terms
 from cvae_lightning.metrics import active_units, iwae_loss, knn_accuracy, likelihood_constant
@@ -135,7 +135,7 @@ def evaluate(
     log.info(f"evaluating {path} on {len(test[0])} test images (IWAE k={e['iwae_k']}) ...")
     metrics, mu, iwae_n = test_split_metrics(model, test, e, classifier)
 
-    train_x, train_y = checkpoint_images(data, ckpt, train=True, n=training_images_used(ckpt))
+    train_x, train_y = run_training_images(data, ckpt)
     knn_x, knn_y = train_x[: e["knn_train"]], train_y[: e["knn_train"]]
     train_mu = posterior_means(model, knn_x, knn_y, e["batch_size"])
     metrics["latent/active_units"] = active_units(mu)

@@ -10,7 +10,7 @@ import torch
 from torchvision.utils import make_grid
 
 from cvae_lightning.densities import LatentDensity
-from cvae_lightning.model import CVAE
+from cvae_lightning.model import CVAE, reparameterize
 
 
 def _device(model: CVAE) -> torch.device:
@@ -44,8 +44,7 @@ def latent_codes(
         xb = xb.float().div(255) if xb.dtype == torch.uint8 else xb  # cached uint8 data
         mu, logvar = model.posterior(xb, yb)
         if codes == "sample":
-            eps = torch.randn(mu.shape, generator=g).to(mu)
-            mu = mu + (0.5 * logvar).exp() * eps
+            mu = reparameterize(mu, logvar, torch.randn(mu.shape, generator=g).to(mu))
         out.append(mu)
     return torch.cat(out)
 

@@ -134,3 +134,11 @@ def checkpoint_images(
 def training_images_used(ckpt: dict) -> int | None:
     """How many training images the checkpoint's run trained on (data.limit; None: all)."""
     return ckpt.get("datamodule_hyper_parameters", {}).get("limit")
+
+
+def run_training_images(
+    source: DataSource, ckpt: dict, at_most: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The training images the checkpoint's run trained on, at most `at_most` of them."""
+    limits = [n for n in (training_images_used(ckpt), at_most) if n]
+    return checkpoint_images(source, ckpt, train=True, n=min(limits) if limits else None)

@@ -127,9 +127,13 @@ class Decoder(nn.Module):
         return h
 
 
-def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """z = mu + sigma * eps with eps ~ N(0, I), differentiable in mu and logvar."""
-    return mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+def reparameterize(
+    mu: torch.Tensor, logvar: torch.Tensor, eps: torch.Tensor | None = None
+) -> torch.Tensor:
+    """z = mu + sigma * eps with eps ~ N(0, I) (drawn here unless given), differentiable in mu
+    and logvar."""
+    eps = torch.randn_like(mu) if eps is None else eps
+    return mu + torch.exp(0.5 * logvar) * eps
 
 
 class CVAE(nn.Module):

@@ -26,7 +26,7 @@ from cvae_lightning.loading import (
     checkpoint_images,
     load_model,
     resolve_checkpoint,
-    training_images_used,
+    run_training_images,
 )
 from cvae_lightning.model import CVAE
 from cvae_lightning.validation import check_sample_config
@@ -48,10 +48,8 @@ def choose_density(cfg: DictConfig, model: CVAE, path: Path, ckpt: dict) -> Late
         name = cfg.auto_fit
         log.info(f"prior=auto: no stored densities, so drawing from {name}")
 
-    def training_images():  # the run's own, at most density.images of them
-        limits = [n for n in (cfg.density.images, training_images_used(ckpt)) if n]
-        n = min(limits) if limits else None
-        return checkpoint_images(DataSource.of(cfg.data), ckpt, train=True, n=n)
+    def training_images():
+        return run_training_images(DataSource.of(cfg.data), ckpt, cfg.density.images)
 
     fitters = instantiate(cfg.density.fitters)
     densities, _ = densities_for_checkpoint(

@@ -11,7 +11,13 @@ import torch
 from omegaconf import OmegaConf
 from torchvision.utils import make_grid, save_image
 
-from cvae_lightning.density_store import best_density, density_path, eval_dir, load_densities
+from cvae_lightning.density_store import (
+    best_density,
+    density_path,
+    eval_dir,
+    load_densities,
+    save_densities,
+)
 from cvae_lightning.errors import CheckpointError
 from cvae_lightning.explore import posterior_means, sample_grid
 from cvae_lightning.files import atomic_write
@@ -19,7 +25,6 @@ from cvae_lightning.loading import (
     DataSource,
     checkpoint_images,
     load_model,
-    read_checkpoint,
     resolve_checkpoint,
 )
 from cvae_lightning.runs import PROJECT_ROOT
@@ -35,18 +40,16 @@ def export_model(run: str | Path, out: Path = SHIPPED) -> Path:
     """Write the run's last checkpoint, weights only, to `out` and its densities.pt beside it,
     recording the best density (by the run's eval/metrics.json if eval has run)."""
     ckpt_path = resolve_checkpoint(run)
-    ckpt = read_checkpoint(ckpt_path)
+    model, ckpt = load_model(ckpt_path)
     weights = {k: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
     slim = {"state_dict": weights, **{k: ckpt[k] for k in KEPT if k in ckpt}}
     densities_file = density_path(ckpt_path)
     if not densities_file.is_file():
         raise CheckpointError(f"{densities_file} does not exist: export a run that fitted one")
-    model, _ = load_model(ckpt_path)
-    _, record = load_densities(densities_file, model, ckpt.get("global_step"))
+    densities, record = load_densities(densities_file, model, ckpt.get("global_step"))
     best, why = best_density(record, eval_dir(ckpt_path) / "metrics.json")
-    blob = torch.load(densities_file, map_location="cpu", weights_only=True)
     atomic_write(out, lambda f: torch.save(slim, f))
-    atomic_write(density_path(out), lambda f: torch.save({**blob, "best": best}, f))
+    save_densities(density_path(out), densities, model, record["step"], {**record, "best": best})
     log.info(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB) and {density_path(out)}")
     log.info(f"best density: {best} ({why})")
     return out

@@ -22,7 +22,7 @@ from cvae_lightning.loading import (  # noqa: E402
     checkpoint_images,
     load_model,
     resolve_checkpoint,
-    training_images_used,
+    run_training_images,
 )
 from cvae_lightning.runs import register_resolvers  # noqa: E402
 
@@ -37,8 +37,7 @@ def fit_run(run: str, overrides: list[str], force: bool) -> Path:
         raise DensityFileError(f"{out} exists already: pass --force to replace it")
     model, ckpt = load_model(path)
     source = DataSource.of(cfg.data)
-    n = cfg.density.images or training_images_used(ckpt)
-    train = checkpoint_images(source, ckpt, train=True, n=n)
+    train = run_training_images(source, ckpt, cfg.density.images)
     test = checkpoint_images(source, ckpt, train=False)
     start = time.perf_counter()
     densities, record = fit_for_model(
@@ -56,6 +55,6 @@ if __name__ == "__main__":
     parser.add_argument("run", help="a run folder or a .ckpt file")
     parser.add_argument("overrides", nargs="*", help="e.g. density.codes=sample")
     parser.add_argument("--force", action="store_true", help="replace an existing densities.pt")
-    args = parser.parse_args()
+    args = parser.parse_intermixed_args()  # --force may stand anywhere
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     print(f"wrote {exit_on_user_error(fit_run, args.run, args.overrides, args.force)}")
