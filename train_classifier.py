@@ -1,4 +1,5 @@
-"""Train the evaluation classifier: `uv run train_classifier.py` -> weights/mnist_classifier.pt."""
+"""Train the evaluation classifier of a labelled dataset: `uv run train_classifier.py [data=...]`
+-> weights/<dataset>_classifier.pt (MNIST: weights/mnist_classifier.pt)."""
 
 import hydra
 from omegaconf import DictConfig

@@ -14,7 +14,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from torchvision.utils import make_grid, save_image
 
 from cvae_lightning import explore
-from cvae_lightning.explore import digit_rows
+from cvae_lightning.explore import class_rows
 from cvae_lightning.files import atomic_write
 from cvae_lightning.model import count_parameters
 
@@ -134,7 +134,7 @@ class ImageGridLogger(L.Callback):
         z, y_samples, cols = self.z.to(device), None, self.n // self.rows
         if model.num_classes:  # one row per class, all rows full
             z = z[: self.n // model.num_classes * model.num_classes]
-            y_samples, cols = digit_rows(model.num_classes, len(z))
+            y_samples, cols = class_rows(model.num_classes, len(z))
             y_samples = y_samples.to(device)
         samples = model.decode(z, y_samples).float().cpu()
         pl_module.train(was_training)
@@ -192,30 +192,40 @@ class LatentExplorer(L.Callback):
         grid = explore.traverse(model, x[i], y[i])
         emit_image(trainer, self.dirpath, "latent/traversal", grid, "traversal.png")
         mu = explore.posterior_means(model, x[: self.embed], y[: self.embed]).cpu()
+        classes = getattr(trainer.datamodule, "classes", None) or []
         if model.latent == 2:
             emit_image(
                 trainer, self.dirpath, "latent/manifold", explore.manifold(model), "manifold.png"
             )
-            self._scatter(trainer, mu, y[: self.embed])
+            self._scatter(trainer, mu, y[: self.embed], classes)
         for writer in tensorboard_writers(trainer):
             writer.add_embedding(
                 mu,
-                metadata=[str(int(c)) for c in y[: self.embed]],
+                metadata=[classes[int(c)] if classes else "-" for c in y[: self.embed]],
                 label_img=x[: self.embed],
                 global_step=trainer.global_step,
                 tag="test_posterior_means",  # a folder name: no slash
             )
         pl_module.train()
 
-    def _scatter(self, trainer: L.Trainer, mu: torch.Tensor, labels: torch.Tensor) -> None:
+    def _scatter(self, trainer: L.Trainer, mu: torch.Tensor, labels: torch.Tensor, classes) -> None:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
         fig, ax = plt.subplots(figsize=(6, 6), dpi=100)
-        points = ax.scatter(mu[:, 0], mu[:, 1], c=labels, cmap="tab10", s=6, vmin=-0.5, vmax=9.5)
-        fig.colorbar(points, ax=ax, ticks=range(10), label="digit")
+        if classes:  # coloured by class, the colour bar naming them
+            k = len(classes)
+            cmap = "tab10" if k <= 10 else "tab20" if k <= 20 else "viridis"
+            points = ax.scatter(
+                mu[:, 0], mu[:, 1], c=labels, cmap=cmap, s=6, vmin=-0.5, vmax=k - 0.5
+            )
+            bar = fig.colorbar(points, ax=ax, ticks=range(k) if k <= 20 else None, label="class")
+            if k <= 20:
+                bar.ax.set_yticklabels(classes)
+        else:
+            ax.scatter(mu[:, 0], mu[:, 1], s=6)
         ax.set(xlabel="z[0]", ylabel="z[1]", title="posterior means of test images")
         fig.tight_layout()
         self.dirpath.mkdir(parents=True, exist_ok=True)

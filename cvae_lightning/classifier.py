@@ -1,9 +1,10 @@
-"""The project's own MNIST digit classifier (plain PyTorch): the feature extractor behind FID/KID.
+"""The project's own image classifier (plain PyTorch): the feature extractor behind FID/KID.
 
 Inception features (what FID usually uses) know nothing of handwritten digits; a small network
-trained on MNIST does. It reads images of any size in [0, 1] and scales them to 28x28 first, so
-models trained at any `data.image_size` are measured the same way. `train_classifier.py`
-reproduces the shipped weights file.
+trained on the dataset itself does. One is trained per labelled dataset (`train_classifier.py
+data=...`), sized to its channels; it reads images of any size in [0, 1] and scales them to its
+own size first, so models trained at any `data.image_size` are measured the same way. The
+shipped MNIST one reads 28x28 grey digits.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from cvae_lightning.errors import ClassifierError
 from cvae_lightning.files import atomic_write
 
 FORMAT = "cvae-lightning-classifier/1"
-SIZE = 28  # MNIST's native resolution: what the network was trained on
-MEAN, STD = 0.1307, 0.3081  # MNIST training-set pixel statistics
+SIZE = 28  # MNIST's native resolution: what the shipped network was trained on
+MEAN, STD = 0.1307, 0.3081  # MNIST training-set pixel statistics (files without their own)
 
 
 def conv_block(c_in: int, c_out: int) -> nn.Sequential:
@@ -28,24 +29,35 @@ def conv_block(c_in: int, c_out: int) -> nn.Sequential:
     )
 
 
-class DigitClassifier(nn.Module):
-    """Five 3x3 conv blocks, global average pooling to `features` values, a linear head."""
+class ImageClassifier(nn.Module):
+    """Five 3x3 conv blocks, global average pooling to `features` values, a linear head.
+    Images are scaled to `size` and standardised by the training set's per-channel
+    `mean`/`std` first."""
 
-    def __init__(self, features: int = 128, num_classes: int = 10):
+    def __init__(
+        self, features: int = 128, num_classes: int = 10, channels: int = 1, size: int = SIZE,
+        mean: tuple[float, ...] = (MEAN,), std: tuple[float, ...] = (STD,),
+    ):  # fmt: skip
         super().__init__()
         self.num_features = features  # torchmetrics' FID/KID read this instead of probing
+        self.channels, self.size = channels, size
+        # Saved as plain values beside the weights (see SHAPE), not in the state dict.
+        stats = {"mean": mean, "std": std}
+        for name, value in stats.items():
+            value = torch.tensor(value, dtype=torch.float32).view(1, -1, 1, 1)
+            self.register_buffer(name, value, persistent=False)
         self.body = nn.Sequential(
-            conv_block(1, 32), conv_block(32, 32), nn.MaxPool2d(2),  # 28 -> 14
+            conv_block(channels, 32), conv_block(32, 32), nn.MaxPool2d(2),  # 28 -> 14
             conv_block(32, 64), conv_block(64, 64), nn.MaxPool2d(2),  # 14 -> 7
             conv_block(64, features), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
         )  # fmt: skip
         self.head = nn.Sequential(nn.Dropout(0.2), nn.Linear(features, num_classes))
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, 1, H, W) in [0, 1] -> (N, features): the penultimate activations."""
-        if x.shape[-2:] != (SIZE, SIZE):
-            x = F.interpolate(x, size=(SIZE, SIZE), mode="bilinear", antialias=True)
-        return self.body((x - MEAN) / STD)
+        """(N, C, H, W) in [0, 1] -> (N, features): the penultimate activations."""
+        if x.shape[-2:] != (self.size, self.size):
+            x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", antialias=True)
+        return self.body((x - self.mean) / self.std)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
@@ -59,7 +71,7 @@ class FeatureExtractor(nn.Module):
     so the network runs once per batch, not once per metric.
     """
 
-    def __init__(self, classifier: DigitClassifier):
+    def __init__(self, classifier: ImageClassifier):
         super().__init__()
         self.classifier = classifier.eval().requires_grad_(False)
         self.num_features = classifier.num_features
@@ -79,13 +91,23 @@ class FeatureExtractor(nn.Module):
         return self.classifier.head(self(x))
 
 
-def save_classifier(model: DigitClassifier, path: str | Path, **info) -> None:
-    """Weights plus what they are (format, feature size, test accuracy...) in one small file."""
-    blob = {"format": FORMAT, "features": model.num_features, "state_dict": model.state_dict()}
+# What shapes the network, as saved beside its weights.
+SHAPE = ("features", "num_classes", "channels", "size", "mean", "std")
+
+
+def save_classifier(model: ImageClassifier, path: str | Path, **info) -> None:
+    """Weights plus what they are (format, shape, dataset, classes, test accuracy...) in one
+    small file."""
+    shape = {
+        "features": model.num_features, "num_classes": model.head[-1].out_features,
+        "channels": model.channels, "size": model.size,
+        "mean": model.mean.flatten().tolist(), "std": model.std.flatten().tolist(),
+    }  # fmt: skip
+    blob = {"format": FORMAT, **shape, "state_dict": model.state_dict()}
     atomic_write(Path(path), lambda f: torch.save({**blob, **info}, f))
 
 
-def load_classifier(path: str | Path) -> tuple[DigitClassifier, dict]:
+def load_classifier(path: str | Path) -> tuple[ImageClassifier, dict]:
     """The classifier of a weights file (weights_only load), in eval mode, and its info."""
     path = Path(path)
     fix = (
@@ -96,7 +118,7 @@ def load_classifier(path: str | Path) -> tuple[DigitClassifier, dict]:
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
         assert isinstance(blob, dict) and blob.get("format") == FORMAT, "unknown format"
-        model = DigitClassifier(blob["features"])
+        model = ImageClassifier(**{k: blob[k] for k in SHAPE if k in blob})
         model.load_state_dict(blob["state_dict"])
     except Exception as e:  # any unusable file is the same problem for the user
         raise ClassifierError(

@@ -13,9 +13,11 @@ from omegaconf import DictConfig
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
-from cvae_lightning.classifier import SIZE, DigitClassifier, save_classifier
-from cvae_lightning.datasets import load_resized
-from cvae_lightning.errors import AccuracyTooLowError
+from cvae_lightning.classifier import SIZE, ImageClassifier, save_classifier
+from cvae_lightning.data import load_split, make_source
+from cvae_lightning.errors import AccuracyTooLowError, ConfigError
+from cvae_lightning.loading import BUILT_IN
+from cvae_lightning.runs import PROJECT_ROOT
 from cvae_lightning.validation import check_classifier_config
 
 log = logging.getLogger(__name__)
@@ -35,12 +37,23 @@ def jitter(x: torch.Tensor, degrees: float = 10.0, shift: float = 2.0) -> torch.
 
 
 @torch.no_grad()
-def test_accuracy(model: DigitClassifier, x: torch.Tensor, y: torch.Tensor, batch: int) -> float:
+def test_accuracy(model: ImageClassifier, x: torch.Tensor, y: torch.Tensor, batch: int) -> float:
     model.eval()
-    accuracy = MulticlassAccuracy(num_classes=10, average="micro")
+    accuracy = MulticlassAccuracy(num_classes=model.head[-1].out_features, average="micro")
     for xb, yb in zip(x.split(batch), y.split(batch), strict=True):
         accuracy.update(model(xb.float().div(255)), yb)
     return float(accuracy.compute())
+
+
+def default_path(source_key: str) -> Path:
+    """Where a dataset's classifier lives unless eval.classifier / out says otherwise."""
+    return PROJECT_ROOT / "weights" / f"{source_key}_classifier.pt"
+
+
+def channel_stats(x: torch.Tensor, at_most: int = 10_000) -> tuple[list[float], list[float]]:
+    """Per-channel mean and spread of uint8 images (N, C, S, S), scaled to [0, 1]."""
+    x = x[:at_most].float().div(255)
+    return x.mean((0, 2, 3)).tolist(), x.std((0, 2, 3)).clamp_min(1e-3).tolist()
 
 
 def fit_classifier(cfg: DictConfig) -> dict[str, float]:
@@ -48,13 +61,29 @@ def fit_classifier(cfg: DictConfig) -> dict[str, float]:
     check_classifier_config(cfg)
     torch.manual_seed(cfg.seed)
     d = cfg.data
-    train_x, train_y = load_resized(d.root, d.name, True, SIZE, d.cache_dir)
-    test_x, test_y = load_resized(d.root, d.name, False, SIZE, d.cache_dir)
+    source = make_source(d.name, d.root, d.path, d.verify, d.val_fraction)
+    if not source.classes:
+        where = f"data.path={d.path}" if d.name == "folder" else f"data={d.name}"
+        raise ConfigError(
+            f"{where} is unlabelled: a classifier needs classes; put the images in class "
+            "subfolders (DIR/<class>/...)"
+        )
+    size = cfg.size or (SIZE if d.name in BUILT_IN else d.image_size)
+    train = load_split(source, True, size, d.channels, d.cache_dir)
+    test = load_split(source, False, size, d.channels, d.cache_dir)
+    train_x, train_y, test_x, test_y = train.images, train.labels, test.images, test.labels
     if cfg.limit:
         train_x, train_y = train_x[: cfg.limit], train_y[: cfg.limit]
-    model = DigitClassifier(cfg.features).to(memory_format=torch.channels_last)
+    mean, std = channel_stats(train_x)
+    model = ImageClassifier(cfg.features, len(source.classes), train.channels, size, mean, std)
+    model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps = cfg.epochs * (len(train_x) // cfg.batch_size)
+    if steps < 1:
+        raise ConfigError(
+            f"batch_size={cfg.batch_size} is invalid: it is larger than the {len(train_x)} "
+            "training images"
+        )
     schedule = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps)
     mean_loss = MeanMetric()
     for epoch in range(1, cfg.epochs + 1):
@@ -76,7 +105,7 @@ def fit_classifier(cfg: DictConfig) -> dict[str, float]:
             f"Test Accuracy: {accuracy:.4f}, Time: {time.perf_counter() - start:.1f}s"
         )
         mean_loss.reset()
-    out = Path(cfg.out)
+    out = Path(cfg.out) if cfg.out else default_path(source.key)
     if accuracy < cfg.min_accuracy:
         raise AccuracyTooLowError(
             f"test accuracy {accuracy:.4f} is below min_accuracy={cfg.min_accuracy}: "
@@ -84,7 +113,8 @@ def fit_classifier(cfg: DictConfig) -> dict[str, float]:
         )
     save_classifier(
         model.to(memory_format=torch.contiguous_format), out, dataset=d.name,
-        test_accuracy=accuracy, epochs=cfg.epochs, seed=cfg.seed,
+        source=source.key, classes=list(source.classes), test_accuracy=accuracy,
+        epochs=cfg.epochs, seed=cfg.seed,
     )  # fmt: skip
     log.info(f"wrote {out} (test accuracy {accuracy:.4f})")
     return {"test_accuracy": accuracy}

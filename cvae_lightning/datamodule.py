@@ -1,13 +1,18 @@
-"""LightningDataModule for MNIST-style images, served in batches straight from a uint8 tensor."""
+"""LightningDataModule for images of any source, served in batches straight from a uint8 tensor."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import lightning as L
 import torch
 
-from cvae_lightning.datasets import dataset_class, ensure_cached, load_resized
+from cvae_lightning.data import SOURCES, load_split, make_source
+from cvae_lightning.data.cache import Split
+from cvae_lightning.errors import DatasetError
+
+log = logging.getLogger(__name__)
 
 
 class TensorBatches:
@@ -70,41 +75,64 @@ class TensorBatches:
         self.epoch, self._start = state["epoch"], state["position"]
 
 
-class MNISTDataModule(L.LightningDataModule):
-    """MNIST-style data resized to `image_size` (aspect kept), pixels in [0, 1] on the device.
+class ImageDataModule(L.LightningDataModule):
+    """Images of any source (data.name: MNIST-style, cifar10, celeba, folder) resized to
+    `image_size` with `channels` (auto: the source's own), pixels in [0, 1] on the device.
 
-    Batches leave the loader as uint8 and become float in `on_after_batch_transfer`, so a host
-    to device copy moves a quarter of the bytes.
+    Both splits are read from the memory-mapped cache (built in prepare_data). Batches leave
+    the loader as uint8 and become float in `on_after_batch_transfer`, so a host to device
+    copy moves a quarter of the bytes.
     """
 
     def __init__(
         self,
         name: str = "mnist",
-        root: str = "data",
+        root: str | None = "data",
+        path: str | None = None,
         image_size: int = 64,
-        channels: int = 1,
+        channels: int | str = "auto",
         batch_size: int = 128,
         val_batch_size: int = 128,
         limit: int | None = None,
         on_device: bool | str = "auto",
         cache_dir: str | None = None,
         verify: bool = True,
+        val_fraction: float = 0.1,
         seed: int = 0,
     ):
         super().__init__()
-        dataset_class(name)  # refuse an unknown name before any work
+        if name not in SOURCES:  # refuse an unknown name before any work
+            raise DatasetError(f"data.name={name!r} is unknown: choose one of {', '.join(SOURCES)}")
         self.save_hyperparameters()
         self.train_data: tuple[torch.Tensor, torch.Tensor] | None = None
         self.val_data: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.classes: list[str] | None = None
+        self._source = None
 
-    def _load(self, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    @property
+    def source(self):
+        if self._source is None:
+            hp = self.hparams
+            self._source = make_source(hp.name, hp.root, hp.path, hp.verify, hp.val_fraction)
+        return self._source
+
+    def _load(self, train: bool) -> Split:
         hp = self.hparams
-        return load_resized(hp.root, hp.name, train, hp.image_size, hp.cache_dir, hp.verify)
+        split = load_split(self.source, train, hp.image_size, hp.channels, hp.cache_dir)
+        self.classes, self.channels = split.classes, split.channels
+        return split
 
     def prepare_data(self) -> None:
-        # Once per node, before setup: unpack, check and cache, so the ranks only read.
-        hp = self.hparams
-        ensure_cached(hp.root, hp.name, hp.image_size, hp.cache_dir, hp.verify)
+        # Once per node, before setup: check, decode and cache both splits, so the ranks only
+        # read; the class names and the channel count are known from here on.
+        for train in (True, False):
+            split = self._load(train)
+            if split.skipped:
+                log.warning(
+                    f"{split.skipped} unreadable image file(s) of the "
+                    f"{'training' if train else 'test'} split are left out: see "
+                    f"{split.where / 'skipped.txt' if split.where else 'the lines above'}"
+                )
 
     def _device(self) -> torch.device:
         on_device, trainer = self.hparams.on_device, self.trainer
@@ -116,13 +144,14 @@ class MNISTDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         device = self._device()
         if self.train_data is None and stage in (None, "fit"):
-            images, labels = self._load(train=True)
+            split = self._load(train=True)
+            images, labels = split.images, split.labels
             if self.hparams.limit:
                 images, labels = images[: self.hparams.limit], labels[: self.hparams.limit]
             self.train_data = (images.to(device), labels.to(device))
         if self.val_data is None:
-            images, labels = self._load(train=False)
-            self.val_data = (images.to(device), labels.to(device))
+            split = self._load(train=False)
+            self.val_data = (split.images.to(device), split.labels.to(device))
 
     def _rank_world(self) -> tuple[int, int]:
         t = self.trainer

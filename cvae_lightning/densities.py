@@ -17,6 +17,7 @@ Every density saves to tensors and plain values only (`state()`), so a file of t
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -27,6 +28,7 @@ from torch.distributions import Categorical, MixtureSameFamily, MultivariateNorm
 
 from cvae_lightning.errors import ConfigError
 
+log = logging.getLogger(__name__)
 # Added to every covariance diagonal so each Cholesky factor exists (EM's reg_covar).
 JITTER = 1e-4
 
@@ -96,20 +98,25 @@ class GaussianMixture:
             raise ValueError(f"components={components} is invalid: it must be >= 1")
         weights, means, trils = [], [], []
         for c, g in enumerate(codes.groups()):
-            if len(g) <= max(components, codes.z.shape[1]):
-                of = f" of class {c}" if codes.num_classes else ""
-                raise ValueError(
-                    f"components={components} is invalid for {len(g)} codes{of}: fit on more "
-                    f"images or use fewer components (at most {max(len(g) - 1, 0)})"
-                )
+            of = f" of class {c}" if codes.num_classes else ""
+            if len(g) == 0:  # a class the training images never showed: the pooled codes
+                log.info(f"gmm: no codes{of}; its mixture is fitted on all {len(codes.z)} codes")
+                g = codes.z
+            k = min(components, max(len(g) - 1, 1))
+            if k < components:  # small classes are normal in users' own data
+                log.info(f"gmm: {len(g)} codes{of}, so {k} components instead of {components}")
             gm = SkMixture(
-                components, covariance_type="full", reg_covar=JITTER, max_iter=max_iter,
+                k, covariance_type="full", reg_covar=JITTER, max_iter=max_iter,
                 random_state=seed,
             ).fit(g.double().numpy())  # fmt: skip
             weights.append(torch.from_numpy(gm.weights_))
             means.append(torch.from_numpy(gm.means_))
             trils.append(torch.linalg.cholesky(torch.from_numpy(gm.covariances_)))
-        stack = lambda ts: torch.stack(ts).float()  # noqa: E731
+        # Classes fitted with fewer components are padded with weight-0 copies: one tensor each.
+        k = max(len(w) for w in weights)
+        pad = lambda t: torch.cat([t, t[:1].expand(k - len(t), *t.shape[1:])])  # noqa: E731
+        weights = [torch.cat([w, w.new_zeros(k - len(w))]) for w in weights]
+        stack = lambda ts: torch.stack([pad(t) for t in ts]).float()  # noqa: E731
         return cls(stack(weights), stack(means), stack(trils), codes.num_classes)
 
     def sample(self, n, y=None, temperature=1.0, generator=None) -> torch.Tensor:

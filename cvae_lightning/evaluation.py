@@ -13,16 +13,19 @@ from hydra.utils import instantiate
 from torch.utils.tensorboard import SummaryWriter
 from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 
-from cvae_lightning.classifier import DigitClassifier, FeatureExtractor, load_classifier
+from cvae_lightning.classifier import FeatureExtractor, ImageClassifier, load_classifier
+from cvae_lightning.classifier_training import default_path
 from cvae_lightning.density_store import densities_for_checkpoint, eval_dir
+from cvae_lightning.errors import ClassifierError
 from cvae_lightning.explore import posterior_means
 from cvae_lightning.files import atomic_write
 from cvae_lightning.judging import ClassifierVerdicts, sample_quality
 from cvae_lightning.loading import (
     DataSource,
-    checkpoint_dataset,
-    checkpoint_images,
+    checkpoint_split,
+    class_names,
     load_model,
+    make_source_key,
     resolve_checkpoint,
     run_training_images,
 )
@@ -35,36 +38,53 @@ from cvae_lightning.validation import check_density_settings, check_eval_setting
 log = logging.getLogger(__name__)
 
 
-def find_classifier(e: Mapping, dataset: str, channels: int) -> tuple[DigitClassifier | None, dict]:
-    """The classifier for FID/KID: eval.classifier, else the shipped one for the dataset.
-
-    A path the user names must work; a missing default only skips the sample metrics.
-    """
+def find_classifier(
+    e: Mapping, source_key: str, classes: list[str], channels: int
+) -> tuple[ImageClassifier | None, dict]:
+    """The classifier for FID/KID: eval.classifier, else the one trained for the dataset
+    (weights/<dataset>_classifier.pt). A path the user names must work and fit the data; a
+    missing default, or unlabelled data, only skips the classifier's measures."""
     if e["samples"] == 0:
         return None, {"skipped": "eval.samples=0"}
-    if e["classifier"]:
-        model, info = load_classifier(e["classifier"])
-        return model, {**info, "path": str(e["classifier"])}
-    path = PROJECT_ROOT / "weights" / f"{dataset}_classifier.pt"
+    path = Path(e["classifier"]) if e["classifier"] else default_path(source_key)
     reason = None
-    if channels != 1:
-        reason = f"the classifier reads 1-channel images, this model makes {channels}"
-    elif not path.is_file():
+    if not classes:
+        reason = "the data is unlabelled, so there is no classifier to judge samples with"
+    elif not e["classifier"] and not path.is_file():
         reason = (
-            f"no classifier for {dataset} ({path} is missing): train one with "
-            f"`uv run train_classifier.py data.name={dataset}` or set eval.classifier"
+            f"no classifier for this dataset ({shown(path)} is missing): train one with "
+            "`uv run train_classifier.py data=...` (the run's data settings) or set eval.classifier"
         )
     if reason:
-        log.warning(f"FID/KID and sample metrics skipped: {reason}")
+        log.warning(f"FID/KID and the classifier's measures skipped: {reason}")
         return None, {"skipped": reason}
     model, info = load_classifier(path)
-    return model, {**info, "path": str(path)}
+    made_for = info.get("classes", [str(i) for i in range(10)])  # the first files: MNIST
+    if list(made_for) != list(classes) or model.channels != channels:
+        raise ClassifierError(
+            f"classifier {path} was made for other data ({len(made_for)} classes "
+            f"{', '.join(made_for[:4])}..., {model.channels} channel(s)) than this model's "
+            f"({len(classes)} classes {', '.join(classes[:4])}..., {channels} channel(s)): "
+            "train one on the run's data with `uv run train_classifier.py data=...`"
+        )
+    return model, {**info, "path": shown(path)}
+
+
+def shown(path: str | Path) -> str:
+    """A path as recorded in results: relative to the project when inside it."""
+    path = Path(path)
+    resolved = path.resolve()
+    return (
+        str(resolved.relative_to(PROJECT_ROOT))
+        if resolved.is_relative_to(PROJECT_ROOT)
+        else str(path)
+    )
 
 
 @torch.no_grad()
 def test_split_metrics(
     model: CVAE, test: tuple[torch.Tensor, torch.Tensor], e: Mapping,
-    classifier: DigitClassifier | None,
+    classifier: ImageClassifier | None,
 ) -> tuple[dict[str, float], torch.Tensor, int]:  # fmt: skip
     """ELBO terms, IWAE bound, SSIM/PSNR (and the classifier's verdicts) of reconstructions of
     the test images (uint8, labels); also their posterior means and the IWAE bound's count."""
@@ -129,9 +149,11 @@ def evaluate(
     torch.manual_seed(seed)
     path = resolve_checkpoint(ckpt_path)
     model, ckpt = load_model(path)
-    dataset = checkpoint_dataset(data, ckpt)
-    classifier, classifier_info = find_classifier(e, dataset, model.channels)
-    test = checkpoint_images(data, ckpt, train=False, n=e["images"])
+    split = checkpoint_split(data, ckpt, train=False)
+    classes = class_names(ckpt) if split.classes else []
+    source_key = make_source_key(data, ckpt)
+    classifier, classifier_info = find_classifier(e, source_key, classes, model.channels)
+    test = split.images[: e["images"]], split.labels[: e["images"]]
     log.info(f"evaluating {path} on {len(test[0])} test images (IWAE k={e['iwae_k']}) ...")
     metrics, mu, iwae_n = test_split_metrics(model, test, e, classifier)
 
@@ -139,9 +161,10 @@ def evaluate(
     knn_x, knn_y = train_x[: e["knn_train"]], train_y[: e["knn_train"]]
     train_mu = posterior_means(model, knn_x, knn_y, e["batch_size"])
     metrics["latent/active_units"] = active_units(mu)
-    metrics[f"latent/knn{e['knn_k']}_accuracy"] = knn_accuracy(
-        train_mu, knn_y, mu, test[1], e["knn_k"]
-    )
+    if classes:  # how well the codes separate the classes
+        metrics[f"latent/knn{e['knn_k']}_accuracy"] = knn_accuracy(
+            train_mu, knn_y, mu, test[1], e["knn_k"]
+        )
 
     shares = {}
     if classifier is not None:
@@ -161,7 +184,7 @@ def evaluate(
         metrics |= quality
     out = Path(out) if out else eval_dir(path)
     write_results(
-        out, metrics, checkpoint=str(path), iwae_k=e["iwae_k"], images=len(test[0]),
+        out, metrics, checkpoint=shown(path), iwae_k=e["iwae_k"], images=len(test[0]),
         iwae_images=iwae_n, samples=e["samples"], digit_shares=shares, classifier=classifier_info,
     )  # fmt: skip
     return metrics

@@ -74,11 +74,11 @@ def generate(
     return model.decode(z, None if y is None else y.to(z.device))
 
 
-def digit_rows(num_classes: int, n: int) -> tuple[torch.Tensor, int]:
-    """Labels of n images shown one row per digit, and the row length (the last row may be
-    short): a conditional model's sample grids."""
-    per_row = -(-n // num_classes)
-    return (torch.arange(n) // per_row).clamp(max=num_classes - 1), per_row
+def class_rows(num_classes: int, n: int) -> tuple[torch.Tensor, int]:
+    """Labels for a conditional model's sample grid of about n images: one full row per
+    class, every row as long (n // num_classes, at least 1); and that row length."""
+    per_row = max(1, n // num_classes)
+    return torch.arange(num_classes).repeat_interleave(per_row), per_row
 
 
 @torch.no_grad()
@@ -88,20 +88,20 @@ def sample_grid(
     nrow: int = 8,
     temperature: float = 1.0,
     seed: int = 0,
-    digit: int | None = None,
+    label: int | None = None,
     density: LatentDensity | None = None,
 ) -> torch.Tensor:
     """n images decoded from z ~ `density` (None: N(0, I)), spread scaled by temperature;
-    `digit` picks the class if conditional."""
+    `label` picks the class (index) if conditional, else one full row per class."""
     y = None
     if model.num_classes:
-        # One row per class unless a digit is asked for (as the per-epoch grid shows them).
-        if digit is not None:
-            y = torch.full((n,), digit)
+        if label is not None:
+            y = torch.full((n,), label)
         else:
-            y, nrow = digit_rows(model.num_classes, n)
-    elif digit is not None:
-        raise ValueError("digit=... needs a conditional model (model.conditional=true)")
+            y, nrow = class_rows(model.num_classes, n)
+            n = len(y)
+    elif label is not None:
+        raise ValueError("label=... needs a conditional model (model.conditional=true)")
     g = torch.Generator().manual_seed(seed)
     return _grid(generate(model, n, temperature, g, y, density), nrow)
 
@@ -148,7 +148,7 @@ def traverse(
 
 
 @torch.no_grad()
-def manifold(model: CVAE, n: int = 20, span: float = 3.0, digit: int | None = None) -> torch.Tensor:
+def manifold(model: CVAE, n: int = 20, span: float = 3.0, label: int | None = None) -> torch.Tensor:
     """For a 2-D latent space: images decoded on an n x n grid over [-span, span]^2."""
     if model.latent != 2:
         raise ValueError(
@@ -158,5 +158,5 @@ def manifold(model: CVAE, n: int = 20, span: float = 3.0, digit: int | None = No
     axis = torch.linspace(-span, span, n, device=_device(model))
     zy, zx = torch.meshgrid(axis.flip(0), axis, indexing="ij")  # up = larger z_1
     z = torch.stack([zx, zy], dim=-1).view(-1, 2)
-    y = torch.full((len(z),), digit if digit is not None else 0) if model.num_classes else None
+    y = torch.full((len(z),), label if label is not None else 0) if model.num_classes else None
     return _grid(model.decode(z, y), nrow=n)

@@ -19,7 +19,7 @@ from torchmetrics import MeanMetric
 from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.kid import KernelInceptionDistance
 
-from cvae_lightning.classifier import DigitClassifier, FeatureExtractor
+from cvae_lightning.classifier import FeatureExtractor, ImageClassifier
 from cvae_lightning.densities import LatentDensity, draw_temperature
 from cvae_lightning.explore import generate
 from cvae_lightning.metrics import nearest_distance, precision_recall
@@ -95,7 +95,7 @@ class SetJudge:
     """Judges sets of images against the test images: FID, KID, verdicts, precision/recall and
     the distance of each image to its nearest training image (for the memorisation guard)."""
 
-    def __init__(self, classifier: DigitClassifier, kid_subset: int, seed: int, pr_k: int = 3):
+    def __init__(self, classifier: ImageClassifier, kid_subset: int, seed: int, pr_k: int = 3):
         self.features = FeatureExtractor(classifier)  # one network pass per batch for all
         self.fid, self.kid = distance_metrics(self.features, kid_subset)
         self.seed, self.pr_k = seed, pr_k
@@ -144,7 +144,7 @@ class SetJudge:
 @torch.no_grad()
 def sample_quality(
     model: CVAE,
-    classifier: DigitClassifier,
+    classifier: ImageClassifier,
     densities: dict[str, LatentDensity | None],
     *,
     test: tuple[torch.Tensor, torch.Tensor],

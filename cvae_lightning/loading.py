@@ -3,17 +3,22 @@ plain `CVAE` and the data of a checkpoint, for tools that need no Lightning."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from cvae_lightning.datasets import load_resized
+from cvae_lightning.data import load_split, make_source
+from cvae_lightning.data.cache import Split
+from cvae_lightning.data.source import Source
 from cvae_lightning.errors import CheckpointError
 from cvae_lightning.model import CVAE
-from cvae_lightning.runs import shipped_fix
+from cvae_lightning.runs import PROJECT_ROOT, shipped_fix
+
+log = logging.getLogger(__name__)
 
 # Hyperparameters that shape the weights, with the config key that sets each.
 ARCHITECTURE = {
@@ -101,24 +106,63 @@ def load_model(path: str | Path) -> tuple[CVAE, dict]:
     return model.eval(), ckpt
 
 
+# The data keys a tool may override on its command line; null = the run's own.
+DATA_KEYS = ("name", "root", "path", "cache_dir", "verify", "val_fraction")
+BUILT_IN = ("mnist", "fashion_mnist", "kmnist")
+
+
 @dataclass(frozen=True)
 class DataSource:
-    """Where a tool reads images: the data root, a dataset name (None: the checkpoint's own)
-    and the resized-data cache."""
+    """Where a tool reads a run's images: the data settings the checkpoint was trained with,
+    with any key the user set (not None) in its place."""
 
-    root: str | Path
-    name: str | None = None
-    cache_dir: str | Path | None = None
+    overrides: Mapping = field(default_factory=dict)
 
     @classmethod
     def of(cls, data: Mapping) -> DataSource:
-        """From a config's data group (root, name, cache_dir)."""
-        return cls(data["root"], data.get("name"), data.get("cache_dir"))
+        """From a config's data group (its DATA_KEYS; null ones mean the run's own)."""
+        return cls({k: data[k] for k in DATA_KEYS if data.get(k) is not None})
+
+    def settings(self, ckpt: dict) -> dict[str, Any]:
+        """The run's data settings (from its checkpoint), overridden where the user said so."""
+        saved = ckpt.get("datamodule_hyper_parameters", {})
+        s = {"name": "mnist", "root": None, "path": None, "cache_dir": None, "verify": True}
+        s |= {"val_fraction": 0.1} | {k: saved[k] for k in DATA_KEYS if k in saved}
+        s |= dict(self.overrides)
+        project_data = PROJECT_ROOT / "data"
+        if s["name"] in BUILT_IN and not (s["root"] and Path(s["root"]).is_dir()):
+            # A model trained on another machine (the shipped one): the project's own copy.
+            if s["root"] is not None and "root" not in self.overrides:
+                log.info(
+                    f"data.root {s['root']} of the checkpoint is not here; using {project_data}"
+                )
+            if "cache_dir" not in self.overrides:
+                s["cache_dir"] = project_data / "cache"
+            s["root"] = project_data
+        return s
 
 
 def checkpoint_dataset(source: DataSource, ckpt: dict) -> str:
-    """source.name if set, else the dataset the checkpoint was trained on."""
-    return source.name or ckpt.get("datamodule_hyper_parameters", {}).get("name", "mnist")
+    """The dataset the checkpoint was trained on (or the one the user names)."""
+    return source.settings(ckpt)["name"]
+
+
+def checkpoint_source(source: DataSource, ckpt: dict) -> Source:
+    """The data source the checkpoint's run read (checked to exist)."""
+    s = source.settings(ckpt)
+    return make_source(s["name"], s["root"], s["path"], s["verify"], s["val_fraction"])
+
+
+def make_source_key(source: DataSource, ckpt: dict) -> str:
+    """The name the checkpoint's data goes by in caches and classifier files."""
+    return checkpoint_source(source, ckpt).key
+
+
+def checkpoint_split(source: DataSource, ckpt: dict, train: bool) -> Split:
+    """A split of the checkpoint's data, at its image size and channels (uint8, cached)."""
+    s, hp = source.settings(ckpt), ckpt["hyper_parameters"]
+    data = checkpoint_source(source, ckpt)
+    return load_split(data, train, hp["image_size"], hp.get("channels", 1), s["cache_dir"])
 
 
 def checkpoint_images(
@@ -126,9 +170,16 @@ def checkpoint_images(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The first n images (all if None) of a split of the checkpoint's dataset, at its image
     size, as uint8 (N, C, S, S), with their labels."""
-    name, size = checkpoint_dataset(source, ckpt), ckpt["hyper_parameters"]["image_size"]
-    images, labels = load_resized(source.root, name, train, size, source.cache_dir)
-    return images[:n], labels[:n]
+    split = checkpoint_split(source, ckpt, train)
+    return split.images[:n], split.labels[:n]
+
+
+def class_names(ckpt: dict) -> list[str]:
+    """The names of the classes the checkpoint's run trained on ([] when unlabelled)."""
+    hp = ckpt["hyper_parameters"]
+    if "classes" in hp:
+        return list(hp["classes"])
+    return [str(i) for i in range(hp.get("num_classes", 10))]  # before names were kept
 
 
 def training_images_used(ckpt: dict) -> int | None:

@@ -33,11 +33,14 @@ class CVAEModule(L.LightningModule):
         compile: bool | str = False,
         conditional: bool = False,
         num_classes: int = 10,
+        classes: list[str] | None = None,
         **architecture: int,
     ):
         """`architecture`: the `CVAE`'s latent, max_filters, image_size and channels (its own
-        defaults for those not given); `num_classes` is used when `conditional`."""
+        defaults for those not given); `num_classes` is used when `conditional`; `classes`
+        names the data's classes (kept in the checkpoint for pictures and sampling)."""
         super().__init__()
+        classes = [str(c) for c in classes or []]  # plain strings: a weights_only checkpoint
         # The optimizer factory is a Hydra partial: kept out of the checkpoint's hparams so a
         # checkpoint holds only plain values and loads with weights_only=True.
         self.save_hyperparameters(ignore=["optimizer"])

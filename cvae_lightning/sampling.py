@@ -24,6 +24,7 @@ from cvae_lightning.files import atomic_write
 from cvae_lightning.loading import (
     DataSource,
     checkpoint_images,
+    class_names,
     load_model,
     resolve_checkpoint,
     run_training_images,
@@ -58,24 +59,39 @@ def choose_density(cfg: DictConfig, model: CVAE, path: Path, ckpt: dict) -> Late
     return densities[name]
 
 
+def label_index(label, model: CVAE, classes: list[str]) -> int | None:
+    """`label` (a class name or index) as an index the conditional model draws; None stays."""
+    if label is None:
+        return None
+    if not model.num_classes:
+        raise ConfigError(f"label={label} needs a conditional checkpoint: use label=null")
+    if str(label) in classes:
+        return classes.index(str(label))
+    if isinstance(label, int) and 0 <= label < model.num_classes:
+        return label
+    shown = ", ".join(classes[:12]) + (", ..." if len(classes) > 12 else "")
+    raise ConfigError(
+        f"label={label} is invalid for this checkpoint: use a class name ({shown}) or an index "
+        f"0..{model.num_classes - 1}"
+    )
+
+
 def render(cfg: DictConfig) -> Path:
     """Draw what cfg.mode asks for from cfg.ckpt_path and save it to cfg.out; returns the path."""
     check_sample_config(cfg)
     path = resolve_checkpoint(cfg.ckpt_path)
     model, ckpt = load_model(path)
-    if cfg.digit is not None and not (model.num_classes and 0 <= cfg.digit < model.num_classes):
-        allowed = f"0..{model.num_classes - 1}" if model.num_classes else "null (unconditional)"
-        raise ConfigError(f"digit={cfg.digit} is invalid for this checkpoint: use {allowed}")
+    label = label_index(cfg.label, model, class_names(ckpt))
     if cfg.mode == "samples":
         density = choose_density(cfg, model, path, ckpt)
         t = draw_temperature(density, cfg.temperature, cfg.density.temperature)
-        image = explore.sample_grid(model, cfg.n, cfg.nrow, t, cfg.seed, cfg.digit, density)
+        image = explore.sample_grid(model, cfg.n, cfg.nrow, t, cfg.seed, label, density)
     elif cfg.mode == "manifold":
         if model.latent != 2:
             raise ConfigError(
                 f"mode=manifold needs a checkpoint with model.latent=2, not {model.latent}"
             )
-        image = explore.manifold(model, n=cfg.steps, digit=cfg.digit)
+        image = explore.manifold(model, n=cfg.steps, label=label)
     else:
         a, b = cfg.interpolate
         last = max(a, b, cfg.traverse)

@@ -69,7 +69,7 @@ def readme_pictures(
     model, ckpt_dict = load_model(path)
     densities, record = load_densities(density_path(path), model)
     best, _ = best_density(record, eval_dir(path) / "metrics.json")
-    x, _ = checkpoint_images(DataSource(PROJECT_ROOT / "data"), ckpt_dict, train=False, n=32)
+    x, _ = checkpoint_images(DataSource(), ckpt_dict, train=False, n=32)
     x = x.float().div(255)
     recon = model.decode(posterior_means(model, x)).clamp(0, 1)
     rows = torch.stack([x.view(2, 16, *x.shape[1:]), recon.view(2, 16, *x.shape[1:])], 1)

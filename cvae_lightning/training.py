@@ -9,12 +9,13 @@ from pathlib import Path
 import lightning as L
 import torch
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from torch.utils.tensorboard.summary import hparams
 
 from cvae_lightning.callbacks import tensorboard_writers
 from cvae_lightning.checkpointing import SaveOnInterrupt, latest_checkpoint
-from cvae_lightning.errors import Interrupted
+from cvae_lightning.data import make_source, resolve_channels
+from cvae_lightning.errors import ConfigError, Interrupted
 from cvae_lightning.evaluation import evaluate
 from cvae_lightning.loading import (
     ARCHITECTURE,
@@ -86,6 +87,7 @@ def train(cfg: DictConfig, extra_callbacks: list[L.Callback] | None = None) -> d
     `extra_callbacks` join those of the config (benchmarks and tests use it to look inside).
     """
     check_config(cfg, multirun=is_multirun())
+    adopt_data(cfg)
     datamodule = instantiate(cfg.data)
     datamodule.prepare_data()  # data problems surface before the run writes anything
     ckpt_path = resolve_checkpoint(cfg.ckpt_path) if cfg.get("ckpt_path") else None
@@ -124,6 +126,27 @@ def train(cfg: DictConfig, extra_callbacks: list[L.Callback] | None = None) -> d
             )  # fmt: skip
             metrics.update({f"eval/{k}": v for k, v in results.items()})
     return metrics
+
+
+def adopt_data(cfg: DictConfig) -> None:
+    """What the data says goes into the config before anything is built: data.channels=auto
+    becomes the number, and the model learns the classes (their count for a conditional
+    model, their names for pictures and `sample.py label=...`). A conditional model needs
+    labelled data."""
+    d = cfg.data
+    source = make_source(d.name, d.root, d.get("path"), d.verify, d.get("val_fraction", 0.1))
+    classes = source.classes
+    with open_dict(cfg):
+        cfg.data.channels = resolve_channels(source, d.channels, d.cache_dir)
+    if cfg.model.get("conditional") and not classes:
+        where = f"data.path={cfg.data.path}" if cfg.data.name == "folder" else cfg.data.name
+        raise ConfigError(
+            f"model.conditional=true needs labelled images, and {where} has no classes: put "
+            "the images in class subfolders (DIR/<class>/...), or set model.conditional=false"
+        )
+    with open_dict(cfg):
+        cfg.model.num_classes = max(len(classes), 1)
+        cfg.model.classes = list(classes)
 
 
 def raise_if_interrupted(trainer: L.Trainer) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from cvae_lightning.datasets import DATASETS
+from cvae_lightning.data import CHANNELS, SOURCES
 from cvae_lightning.errors import ConfigError
 from cvae_lightning.model import check_architecture
 
@@ -18,9 +18,13 @@ def _require(ok: bool, key: str, value, allowed: str) -> None:
 def check_config(cfg: DictConfig, multirun: bool = False) -> None:
     """Raise ConfigError for the first bad value; `multirun` says Hydra is sweeping."""
     data, model = cfg.data, cfg.model
-    _require(data.name in DATASETS, "data.name", data.name, f"choose one of {sorted(DATASETS)}")
+    _require(data.name in SOURCES, "data.name", data.name, f"choose one of {', '.join(SOURCES)}")
+    _require(data.channels in CHANNELS, "data.channels", data.channels, "use auto, 1 or 3")
+    fraction = data.get("val_fraction", 0.1)
+    _require(0 < fraction < 1, "data.val_fraction", fraction, "it must be between 0 and 1")
+    channels = 1 if data.channels == "auto" else data.channels  # auto: the data decides later
     try:
-        check_architecture(model.latent, model.max_filters, data.image_size, data.channels)
+        check_architecture(model.latent, model.max_filters, data.image_size, channels)
     except ValueError as e:
         raise ConfigError(str(e)) from None
     _require(data.batch_size >= 1, "data.batch_size", data.batch_size, "it must be >= 1")
@@ -46,8 +50,7 @@ def check_config(cfg: DictConfig, multirun: bool = False) -> None:
         "use true, false or auto",
     )
     if cfg.get("density") and (cfg.get("callbacks") or {}).get("densities"):
-        limits = [n for n in (data.limit, cfg.density.images) if n]
-        check_density_settings(cfg.density, min(limits) if limits else None)
+        check_density_settings(cfg.density)
     epochs = cfg.trainer.get("max_epochs")
     _require(epochs is None or epochs >= 1, "trainer.max_epochs", epochs, "it must be >= 1")
     strategy = str(cfg.trainer.get("strategy", "auto"))
@@ -101,9 +104,9 @@ def check_sample_config(cfg) -> None:
 DENSITY_COUNTS = ("components", "transforms", "steps", "batch_size")
 
 
-def check_density_settings(density, codes_at_most: int | None = None) -> None:
-    """The density group, before any work: counts >= 1, lr > 0, known codes, and no mixture
-    with as many components as there are codes to fit (`codes_at_most`, where known)."""
+def check_density_settings(density) -> None:
+    """The density group, before any work: counts >= 1, lr > 0, known codes. (A mixture with
+    more components than a class has codes is fitted with fewer, and says so.)"""
     _require(
         density.codes in ("mean", "sample"), "density.codes", density.codes, "use mean or sample"
     )
@@ -121,13 +124,6 @@ def check_density_settings(density, codes_at_most: int | None = None) -> None:
                 )
         if "lr" in fitter:
             _require(fitter.lr > 0, f"density.fitters.{name}.lr", fitter.lr, "it must be > 0")
-        if "components" in fitter and codes_at_most is not None:
-            _require(
-                fitter.components < codes_at_most,
-                f"density.fitters.{name}.components",
-                fitter.components,
-                f"a mixture needs fewer components than the {codes_at_most} codes it is fitted on",
-            )
 
 
 def check_classifier_config(cfg) -> None:

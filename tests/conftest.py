@@ -34,7 +34,11 @@ def cache_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def tiny_cfg(tmp_path, cache_dir) -> DictConfig:
+    """The tiny config as train() sees it: data.channels resolved, the classes adopted."""
+    from cvae_lightning.training import adopt_data
+
     cfg = compose_config(*TINY, f"data.cache_dir={cache_dir}")
+    adopt_data(cfg)
     with open_dict(cfg):
         cfg.paths.output = str(tmp_path / "run")
     cfg.trainer.enable_progress_bar = False
@@ -127,3 +131,31 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.skip(reason="slow: run with --runslow"))
         if "gpu" in item.keywords and not torch.cuda.is_available():
             item.add_marker(pytest.mark.skip(reason="needs a CUDA GPU"))
+
+
+def read_images(root, name: str, train: bool, size: int, cache_dir=None, verify: bool = True):
+    """(images uint8 (N, C, S, S), labels) of a built-in dataset's split, through the cache."""
+    from cvae_lightning.data import load_split, make_source
+
+    split = load_split(make_source(name, root, verify=verify), train, size, "auto", cache_dir)
+    return split.images, split.labels
+
+
+def write_png(path: Path, value: int, size=(12, 10), colour=None) -> Path:
+    """A small PNG whose brightness (or colour) tells which image it is."""
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    a = np.full((size[1], size[0], 3), colour if colour else (value, value, value), np.uint8)
+    Image.fromarray(a).convert("RGB" if colour else "L").save(path)
+    return path
+
+
+def class_folder(root: Path, classes=("cat", "dog"), per_class: int = 10, colour=False) -> Path:
+    """root/<class>/<i>.png: per_class images per class, each a flat shade (colour: tinted)."""
+    for c, name in enumerate(classes):
+        for i in range(per_class):
+            shade = 20 + 10 * i + c
+            tint = (shade, 40 * c, 255 - shade) if colour else None
+            write_png(root / name / f"img{c}{i:03d}.png", shade, colour=tint)
+    return root

@@ -6,15 +6,16 @@ from hydra import compose, initialize_config_dir
 
 from cvae_lightning.classifier import (
     ClassifierError,
-    DigitClassifier,
     FeatureExtractor,
+    ImageClassifier,
     load_classifier,
     save_classifier,
 )
 from cvae_lightning.classifier_training import fit_classifier, jitter
-from cvae_lightning.datasets import load_resized
 from cvae_lightning.errors import AccuracyTooLowError
 from cvae_lightning.runs import PROJECT_ROOT
+
+from conftest import read_images
 
 SHIPPED = PROJECT_ROOT / "weights" / "mnist_classifier.pt"
 
@@ -22,7 +23,7 @@ SHIPPED = PROJECT_ROOT / "weights" / "mnist_classifier.pt"
 def test_shipped_classifier_is_small_and_at_least_99_percent_accurate(cache_dir):
     model, info = load_classifier(SHIPPED)
     assert SHIPPED.stat().st_size < 1_000_000
-    x, y = load_resized(PROJECT_ROOT / "data", "mnist", False, 28, cache_dir)
+    x, y = read_images(PROJECT_ROOT / "data", "mnist", False, 28, cache_dir)
     with torch.no_grad():
         predicted = torch.cat([model(b.float().div(255)).argmax(-1) for b in x.split(2000)])
     accuracy = (predicted == y).float().mean().item()
@@ -33,7 +34,7 @@ def test_shipped_classifier_is_small_and_at_least_99_percent_accurate(cache_dir)
 def test_classifier_reads_any_image_size(cache_dir):
     """Models at 64px are judged by the same 28px network: upscaled digits stay recognisable."""
     model, _ = load_classifier(SHIPPED)
-    x, y = load_resized(PROJECT_ROOT / "data", "mnist", False, 64, cache_dir)
+    x, y = read_images(PROJECT_ROOT / "data", "mnist", False, 64, cache_dir)
     with torch.no_grad():
         predicted = model(x[:1000].float().div(255)).argmax(-1)
     assert (predicted == y[:1000]).float().mean() >= 0.98
@@ -48,7 +49,7 @@ def test_loader_refuses_a_corrupt_file_in_one_clear_line(tmp_path, content):
         path.write_bytes(SHIPPED.read_bytes()[:5000])
     elif content == "state_dict":  # right format key, wrong weights
         torch.save({"format": load_classifier(SHIPPED)[1]["format"], "features": 64,
-                    "state_dict": DigitClassifier(128).state_dict()}, path)  # fmt: skip
+                    "state_dict": ImageClassifier(128).state_dict()}, path)  # fmt: skip
     elif isinstance(content, dict):
         torch.save(content, path)
     else:
@@ -65,7 +66,7 @@ def test_missing_weights_name_the_fix(tmp_path):
 
 
 def test_feature_extractor_stays_frozen_in_eval_mode():
-    extractor = FeatureExtractor(DigitClassifier(32))
+    extractor = FeatureExtractor(ImageClassifier(32))
     extractor.train()
     assert not extractor.classifier.training
     assert not any(p.requires_grad for p in extractor.parameters())
@@ -96,7 +97,7 @@ def test_training_script_writes_loadable_weights(tmp_path, cache_dir):
 
 
 def test_too_low_accuracy_leaves_the_old_weights(tmp_path, cache_dir):
-    old = DigitClassifier()
+    old = ImageClassifier()
     save_classifier(old, tmp_path / "clf.pt", test_accuracy=0.999)
     before = (tmp_path / "clf.pt").read_bytes()
     cfg = classifier_cfg(tmp_path, cache_dir, "epochs=1", "limit=256", "min_accuracy=0.999")

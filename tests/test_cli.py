@@ -55,7 +55,8 @@ def test_train_script_with_overrides(tmp_path, cache_dir):
         ("data.name=cifar", "data.name='cifar'"),
         ("model.optimizer.lr=-0.1", "model.optimizer.lr=-0.1"),
         ("density.fitters.gmm.components=0", "density.fitters.gmm.components=0"),
-        ("density.fitters.gmm.components=256", "density.fitters.gmm.components=256"),
+        ("data.channels=2", "data.channels=2"),
+        ("data.val_fraction=1.5", "data.val_fraction=1.5"),
         ("density.fitters.flow.lr=0", "density.fitters.flow.lr=0"),
         ("density.codes=median", "density.codes='median'"),
     ],
@@ -78,6 +79,36 @@ def test_train_script_refuses_a_bad_value_and_leaves_no_run_folder(tmp_path):
         "error: model.latent=0 is invalid: the latent size must be >= 1"
     ]
     assert not run_dir.exists()
+
+
+@pytest.mark.parametrize(
+    "make,overrides,message",
+    [
+        (None, ["data=folder"], "data.path is not set: data=folder needs data.path=DIR"),
+        (None, ["data=folder", "data.path={d}"], "data.path={d} does not exist"),
+        ("empty", ["data=folder", "data.path={d}"], "data.path={d} holds no image files"),
+        ("flat", ["data=folder", "data.path={d}", "model.conditional=true"],
+         "model.conditional=true needs labelled images, and data.path={d} has no classes"),
+    ],
+)  # fmt: skip
+def test_bad_folders_give_one_line_before_any_work(
+    tiny_cfg, capsys, tmp_path, make, overrides, message
+):
+    from conftest import write_png
+
+    d = tmp_path / "imgs"
+    if make == "empty":
+        d.mkdir()
+        (d / "readme.txt").write_text("no images here")
+    if make == "flat":
+        for i in range(5):
+            write_png(d / f"{i}.png", 30 * i)
+    args = [o.format(d=d) for o in overrides]
+    cfg = compose_config(*TINY, *args, f"data.cache_dir={tmp_path / 'cache'}")
+    cfg.paths.output = tiny_cfg.paths.output
+    code, lines = user_error(capsys, train, cfg)
+    assert code == 2 and len(lines) == 1 and lines[0].startswith(f"error: {message.format(d=d)}")
+    assert not Path(cfg.paths.output).exists()  # nothing written, nothing trained
 
 
 def test_missing_dataset_names_the_folder(tiny_cfg, capsys, tmp_path):

@@ -5,18 +5,18 @@ import torch
 from PIL import Image
 
 from cvae_lightning import explore
-from cvae_lightning.datasets import load_resized
+from cvae_lightning.density_store import load_densities
 from cvae_lightning.loading import load_model
 from cvae_lightning.runs import PROJECT_ROOT
 from cvae_lightning.training import train
 
-from conftest import read_events
+from conftest import read_events, read_images
 
 
 @pytest.fixture(scope="module")
 def classifier_16px(cache_dir) -> torch.nn.Module:
     """Softmax regression on 16px MNIST: ~90% test accuracy after a few hundred steps."""
-    images, labels = load_resized(PROJECT_ROOT / "data", "mnist", True, 16, cache_dir)
+    images, labels = read_images(PROJECT_ROOT / "data", "mnist", True, 16, cache_dir)
     x, y = images[:10_000].float().div(255).flatten(1), labels[:10_000]
     torch.manual_seed(0)
     clf = torch.nn.Linear(256, 10)
@@ -25,7 +25,7 @@ def classifier_16px(cache_dir) -> torch.nn.Module:
         opt.zero_grad()
         torch.nn.functional.cross_entropy(clf(x), y).backward()
         opt.step()
-    test_x, test_y = load_resized(PROJECT_ROOT / "data", "mnist", False, 16, cache_dir)
+    test_x, test_y = read_images(PROJECT_ROOT / "data", "mnist", False, 16, cache_dir)
     accuracy = (clf(test_x.float().div(255).flatten(1)).argmax(1) == test_y).float().mean()
     assert accuracy > 0.85
     return clf.eval()
@@ -101,7 +101,7 @@ def test_sample_grid_has_one_row_per_digit(conditional_run):
         assert im.size == (4 * 16, 10 * 16)  # 40 samples: 10 rows (digits 0-9) of 4
     assert "images/samples" in read_events(conditional_run).Tags()["images"]
     model, _ = load_model(conditional_run)
-    seven = explore.sample_grid(model, 8, nrow=8, digit=7)
+    seven = explore.sample_grid(model, 8, nrow=8, label=7)
     assert explore.sample_grid(model, 20).shape == (3, 2 + 10 * 18, 2 + 2 * 18)  # 10 rows of 2
     assert seven.shape == (3, 2 + 18, 2 + 8 * 18)
 
@@ -120,3 +120,26 @@ def test_two_dimensional_latent_gets_manifold_and_scatter(tmp_path, cache_dir):
         assert im.size == (600, 600)
     tags = read_events(tmp_path).Tags()["images"]
     assert {"latent/manifold", "latent/scatter"} <= set(tags)
+
+
+def test_default_grid_gives_every_class_a_full_row(conditional_run):
+    model, _ = load_model(conditional_run)
+    grid = explore.sample_grid(model, 64)  # 10 classes: 10 rows of 6, no short row, no filler
+    assert grid.shape == (3, 2 + 10 * 18, 2 + 6 * 18)
+
+
+def test_small_classes_get_fewer_mixture_components_not_an_error(tmp_path, cache_dir, caplog):
+    from conftest import TINY, compose_config
+
+    cfg = compose_config(
+        *TINY, "model.conditional=true", "data.limit=512", "trainer.max_epochs=1",
+        "density.fitters.gmm.components=50", "~density.fitters.flow", f"data.cache_dir={cache_dir}",
+    )  # fmt: skip
+    cfg.paths.output = str(tmp_path)
+    with caplog.at_level("INFO"):
+        train(cfg)
+    assert "components instead of 50" in caplog.text  # said in the console and train.log
+    model, ckpt = load_model(tmp_path)
+    densities, _ = load_densities(tmp_path / "checkpoints" / "densities.pt", model)
+    z = densities["gmm"].sample(20, torch.full((20,), 3))
+    assert z.shape == (20, model.latent) and torch.isfinite(z).all()

@@ -8,7 +8,6 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
-from cvae_lightning.datasets import load_resized
 from cvae_lightning.errors import ConfigError
 from cvae_lightning.evaluation import evaluate_config
 from cvae_lightning.loading import load_model
@@ -16,13 +15,13 @@ from cvae_lightning.losses import kl_divergence, reconstruction_loss
 from cvae_lightning.metrics import active_units, iwae_loss, knn_accuracy, likelihood_constant
 from cvae_lightning.runs import PROJECT_ROOT
 
-from conftest import user_error
+from conftest import read_images, user_error
 
 
 @pytest.fixture(scope="module")
 def model_and_images(trained_run, cache_dir):
     model, _ = load_model(trained_run[2])
-    images, _ = load_resized(PROJECT_ROOT / "data", "mnist", False, 16, cache_dir)
+    images, _ = read_images(PROJECT_ROOT / "data", "mnist", False, 16, cache_dir)
     return model, images[:256].float().div(255)
 
 

@@ -33,7 +33,7 @@ def test_samples_are_deterministic_under_a_seed(model):
     assert torch.equal(a, explore.sample_grid(model, 16, nrow=4, seed=3))
     assert not torch.equal(a, explore.sample_grid(model, 16, nrow=4, seed=4))
     with pytest.raises(ValueError, match="conditional"):
-        explore.sample_grid(model, 4, digit=7)
+        explore.sample_grid(model, 4, label=7)
 
 
 def test_manifold_needs_two_latent_dims(model):

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from hydra.utils import instantiate
 
 from cvae_lightning.checkpointing import AtomicCheckpointIO
 from cvae_lightning.errors import DiskFullError
@@ -46,11 +47,9 @@ def test_a_full_disk_keeps_the_previous_checkpoint_whole(monkeypatch, tmp_path):
 
 
 def test_a_disk_that_fills_during_training_stops_it_in_one_error(monkeypatch, tiny_cfg):
-    from cvae_lightning.datasets import ensure_cached
     from cvae_lightning.training import train
 
-    d = tiny_cfg.data
-    ensure_cached(d.root, d.name, d.image_size, d.cache_dir)  # the data cache is not the test
+    instantiate(tiny_cfg.data).prepare_data()  # the data cache is not the test
     tiny_cfg.trainer.max_epochs = 3
     fail_writes_after(monkeypatch, ok_writes=2)  # epoch 1: last and best
     with pytest.raises(DiskFullError, match="No space left on device"):
@@ -58,15 +57,6 @@ def test_a_disk_that_fills_during_training_stops_it_in_one_error(monkeypatch, ti
     ckpts = Path(tiny_cfg.paths.output) / "checkpoints"
     assert torch.load(ckpts / "last.ckpt", weights_only=True)["global_step"] == 8
     assert not list(ckpts.glob(".*.tmp"))
-
-
-def test_a_full_disk_while_caching_data_names_the_cache_file(monkeypatch, tmp_path):
-    from cvae_lightning.datasets import load_resized
-
-    fail_writes_after(monkeypatch, ok_writes=0)
-    with pytest.raises(DiskFullError, match="mnist-test-8px.pt \\(No space left on device\\)"):
-        load_resized(PROJECT_ROOT / "data", "mnist", False, 8, tmp_path)
-    assert list(tmp_path.iterdir()) == []
 
 
 def run_train(*args: str, cwd: Path, **kwargs) -> subprocess.CompletedProcess:

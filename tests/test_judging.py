@@ -3,8 +3,7 @@
 import pytest
 import torch
 
-from cvae_lightning.classifier import DigitClassifier, FeatureExtractor, load_classifier
-from cvae_lightning.datasets import load_resized
+from cvae_lightning.classifier import FeatureExtractor, ImageClassifier, load_classifier
 from cvae_lightning.judging import (
     ClassifierVerdicts,
     distance_metrics,
@@ -14,6 +13,8 @@ from cvae_lightning.judging import (
 from cvae_lightning.model import CVAE
 from cvae_lightning.runs import PROJECT_ROOT
 
+from conftest import read_images
+
 
 @pytest.fixture(scope="module")
 def classifier():
@@ -22,7 +23,7 @@ def classifier():
 
 @pytest.fixture(scope="module")
 def digits(cache_dir):
-    x, y = load_resized(PROJECT_ROOT / "data", "mnist", False, 28, cache_dir)
+    x, y = read_images(PROJECT_ROOT / "data", "mnist", False, 28, cache_dir)
     return x[:2000].float().div(255), y[:2000]
 
 
@@ -47,7 +48,7 @@ def test_fid_and_kid_of_a_set_against_itself_are_zero_and_against_noise_large(cl
 
 
 def test_verdicts_measure_confidence_coverage_and_accuracy():
-    always_three = DigitClassifier(8)
+    always_three = ImageClassifier(8)
     torch.nn.init.zeros_(always_three.head[-1].weight)
     with torch.no_grad():
         always_three.head[-1].bias.copy_(torch.arange(10) == 3).mul_(20)

@@ -48,7 +48,9 @@ def test_checkpoint_hparams_are_plain_values(module):
         "compile": False,
         "conditional": False,
         "num_classes": 10,
+        "classes": [str(d) for d in range(10)],  # plain strings, not a ListConfig
     }
+    assert type(module.hparams["classes"]) is list
 
 
 def test_channels_last_gives_the_same_loss(tiny_cfg):

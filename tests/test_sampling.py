@@ -108,7 +108,7 @@ def test_a_bare_checkpoint_gets_a_density_fitted_on_the_fly(ckpt, tmp_path, cach
 @pytest.mark.parametrize(
     "args,message",
     [
-        (["digit=7"], "digit=7 is invalid for this checkpoint: use null (unconditional)"),
+        (["label=7"], "label=7 needs a conditional checkpoint: use label=null"),
         (["mode=manifold"], "mode=manifold needs a checkpoint with model.latent=2, not 8"),
         (["mode=movie"], "mode='movie' is invalid"),
         (

@@ -1,0 +1,78 @@
+"""Where images come from: one module per source (MNIST-style gz files, CIFAR-10, CelebA, any
+image folder), all resized once into the shared memory-mapped cache (cache.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from cvae_lightning.data.cache import Split, cache_folder, load_cached
+from cvae_lightning.data.source import Source
+from cvae_lightning.errors import DatasetError
+from cvae_lightning.files import atomic_write
+
+# data.name -> what it reads; the default image size of each (data/<name>.yaml says the same).
+SOURCES = ("mnist", "fashion_mnist", "kmnist", "cifar10", "celeba", "folder")
+CHANNELS = ("auto", 1, 3)
+
+
+def make_source(
+    name: str,
+    root: str | Path | None = None,
+    path: str | Path | None = None,
+    verify: bool = True,
+    val_fraction: float = 0.1,
+) -> Source:
+    """The source `name` reads, checked to exist (one DatasetError naming the fix if not)."""
+    if name in ("mnist", "fashion_mnist", "kmnist"):
+        from cvae_lightning.data.mnist import GzDataset
+
+        return GzDataset(name, root, verify)
+    if name == "cifar10":
+        from cvae_lightning.data.cifar10 import Cifar10
+
+        return Cifar10(root, verify)
+    if name == "celeba":
+        from cvae_lightning.data.celeba import CelebA
+
+        return CelebA(root, verify)
+    if name == "folder":
+        from cvae_lightning.data.folder import ImageFolder
+
+        return ImageFolder(path, val_fraction)
+    raise DatasetError(f"data.name={name!r} is unknown: choose one of {', '.join(SOURCES)}")
+
+
+def resolve_channels(source: Source, channels: int | str, cache_dir=None) -> int:
+    """data.channels as a number: auto is 3 where the source has colour, else 1. A folder's
+    answer needs its files' headers, so it is remembered beside the cache per fingerprint."""
+    if channels not in CHANNELS:
+        raise DatasetError(f"data.channels={channels!r} is invalid: use auto, 1 or 3")
+    if channels != "auto":
+        return channels
+    if source.colour is not None:
+        return 3 if source.colour else 1
+    memo = Path(cache_dir) / f"{source.key}-colour.json" if cache_dir else None
+    fingerprint = source.fingerprint()
+    try:
+        seen = json.loads(memo.read_text()) if memo else {}
+        if seen.get("fingerprint") == fingerprint:
+            return seen["channels"]
+    except (OSError, ValueError, KeyError):
+        pass  # no memo yet, or an unreadable one: look again
+    found = 3 if source.probe_colour() else 1
+    if memo:
+        text = json.dumps({"fingerprint": fingerprint, "channels": found}).encode()
+        atomic_write(memo, lambda f: f.write(text))
+    return found
+
+
+def load_split(
+    source: Source, train: bool, size: int, channels: int | str = "auto", cache_dir=None
+) -> Split:
+    """The training (True) or test split at `size` px with `channels` (auto: 3 where the
+    source has colour, else 1), from the cache in cache_dir (built there when missing or
+    stale; in memory when cache_dir is None)."""
+    c = resolve_channels(source, channels, cache_dir)
+    folder = cache_folder(cache_dir, source.key, train, size, c) if cache_dir else None
+    return load_cached(folder, source.fingerprint(), lambda: source.plan(train), c, size)
