@@ -159,3 +159,23 @@ def class_folder(root: Path, classes=("cat", "dog"), per_class: int = 10, colour
             tint = (shade, 40 * c, 255 - shade) if colour else None
             write_png(root / name / f"img{c}{i:03d}.png", shade, colour=tint)
     return root
+
+
+@pytest.fixture(scope="session")
+def colour_run(tmp_path_factory):
+    """A tiny run on a folder of tinted images in three class folders."""
+    base = tmp_path_factory.mktemp("colour")
+    folder = class_folder(
+        base / "imgs", classes=("red", "green", "blue"), per_class=60, colour=True
+    )
+    cfg = compose_config(
+        *TINY, "data=folder", f"data.path={folder}", f"data.cache_dir={base / 'cache'}",
+        "data.image_size=16", "data.limit=null", "model.conditional=true", "data.batch_size=16",
+        "trainer.max_epochs=15",
+    )  # fmt: skip
+    cfg.paths.output = str(base / "run")
+    cfg.trainer.enable_progress_bar = False
+    from cvae_lightning.training import train
+
+    metrics = train(cfg)
+    return base, folder, metrics

@@ -2,7 +2,6 @@
 samples and eval in RGB, with a classifier trained on it), and tools that read the run's data."""
 
 import numpy as np
-import pytest
 import torch
 from hydra import compose, initialize_config_dir
 from PIL import Image
@@ -14,30 +13,12 @@ from cvae_lightning.runs import PROJECT_ROOT
 from cvae_lightning.sampling import render
 from cvae_lightning.training import train
 
-from conftest import TINY, class_folder, compose_config, read_events, user_error
+from conftest import TINY, compose_config, read_events, user_error
 
 
 def tool_config(name: str, *overrides: str):
     with initialize_config_dir(config_dir=str(PROJECT_ROOT / "conf"), version_base="1.3"):
         return compose(name, overrides=list(overrides))
-
-
-@pytest.fixture(scope="module")
-def colour_run(tmp_path_factory):
-    """A tiny run on a folder of tinted images in three class folders."""
-    base = tmp_path_factory.mktemp("colour")
-    folder = class_folder(
-        base / "imgs", classes=("red", "green", "blue"), per_class=60, colour=True
-    )
-    cfg = compose_config(
-        *TINY, "data=folder", f"data.path={folder}", f"data.cache_dir={base / 'cache'}",
-        "data.image_size=16", "data.limit=null", "model.conditional=true", "data.batch_size=16",
-        "trainer.max_epochs=15",
-    )  # fmt: skip
-    cfg.paths.output = str(base / "run")
-    cfg.trainer.enable_progress_bar = False
-    metrics = train(cfg)
-    return base, folder, metrics
 
 
 def rgb(path) -> bool:
@@ -58,6 +39,22 @@ def test_a_colour_folder_trains_and_every_picture_is_in_colour(colour_run):
     assert model.channels == 3 and ckpt["hyper_parameters"]["classes"] == ["blue", "green", "red"]
     images = read_events(run).Images("images/samples")
     assert images  # TensorBoard has the grids
+    (sprite,) = (run / "tensorboard").glob("*/test_posterior_means/sprite.png")
+    assert rgb(sprite)  # the projector's sprites too
+
+
+def test_a_colour_run_resumes_where_it_stopped(colour_run, tmp_path):
+    base, folder, _ = colour_run
+    cfg = compose_config(
+        *TINY, "data=folder", f"data.path={folder}", f"data.cache_dir={base / 'cache'}",
+        "data.image_size=16", "data.limit=null", "model.conditional=true", "data.batch_size=16",
+        "trainer.max_epochs=16", f"ckpt_path={base / 'run'}", "~callbacks.densities",
+    )  # fmt: skip
+    cfg.paths.output = str(tmp_path / "resumed")
+    cfg.trainer.enable_progress_bar = False
+    train(cfg)
+    _, ckpt = load_model(tmp_path / "resumed")
+    assert ckpt["epoch"] == 15 and ckpt["hyper_parameters"]["channels"] == 3
 
 
 def test_sample_py_draws_a_named_class_in_colour(colour_run, tmp_path, capsys):

@@ -1,0 +1,297 @@
+"""What the browser explorer computes, in plain torch and numpy (app.py serves it with Gradio):
+sample grids, decoding a latent code, codes of test images and of drawings, interpolations, and
+where a code lies among the test images' codes. Every picture is an (H, W, 3) uint8 array."""
+
+from __future__ import annotations
+
+import io
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+
+from cvae_lightning import explore
+from cvae_lightning.data.resize import resize_square, to_channels
+from cvae_lightning.densities import Fitter, LatentDensity, draw_temperature
+from cvae_lightning.density_store import (
+    best_density,
+    densities_for_checkpoint,
+    density_path,
+    eval_dir,
+    load_densities,
+)
+from cvae_lightning.errors import ConfigError
+from cvae_lightning.loading import (
+    DataSource,
+    checkpoint_split,
+    class_names,
+    load_model,
+    resolve_checkpoint,
+    run_training_images,
+)
+from cvae_lightning.model import CVAE
+
+log = logging.getLogger(__name__)
+STANDARD = "standard"  # N(0, I): always offered
+SHOWN = 192  # decoded images are enlarged (nearest) to about this many pixels for the page
+
+
+def to_picture(images: torch.Tensor, at_least: int = SHOWN) -> np.ndarray:
+    """An image or grid (C, H, W) in [0, 1] -> (H, W, 3) uint8, enlarged by a whole factor."""
+    x = images.detach().float().clamp(0, 1).mul(255).round().to(torch.uint8).cpu()
+    if x.shape[0] == 1:
+        x = x.expand(3, -1, -1)
+    k = max(1, at_least // max(x.shape[1:]))
+    if k > 1:
+        x = x.repeat_interleave(k, 1).repeat_interleave(k, 2)
+    return x.permute(1, 2, 0).contiguous().numpy()
+
+
+@dataclass
+class Explorer:
+    """A trained model with its densities, test images and their codes, loaded once."""
+
+    model: CVAE
+    densities: dict[str, LatentDensity | None]  # "auto" -> the best; standard -> None
+    best: str
+    temperature: float  # density.temperature: what fitted densities draw at by default
+    test_x: torch.Tensor  # (N, C, S, S) uint8
+    test_y: torch.Tensor
+    classes: list[str]
+    codes: torch.Tensor  # (N, L) posterior means of the test images
+    ranges: list[tuple[float, float]]  # per latent dimension, for the sliders
+    dark_background: bool  # the data's background is dark (MNIST): drawings get inverted
+    projection: tuple[torch.Tensor, torch.Tensor]  # (mean, (L, 2) axes): codes -> the 2-D view
+    source: str  # what was loaded, for the page's header
+
+    @classmethod
+    def load(
+        cls,
+        ckpt_path: str | Path,
+        data: DataSource,
+        fitters: dict[str, Fitter],
+        auto_fit: str = "gmm",
+        temperature: float = 0.9,
+        test_images: int = 2000,
+        seed: int = 0,
+    ) -> Explorer:
+        """Everything the page needs, computed once; a checkpoint that cannot be used is
+        refused here (one CheckpointError/DensityFileError), before any server starts."""
+        path = resolve_checkpoint(ckpt_path)
+        model, ckpt = load_model(path)
+        stored = density_path(path)
+        if stored.is_file():
+            densities, record = load_densities(stored, model, ckpt.get("global_step"))
+            best, _ = best_density(record, eval_dir(path) / "metrics.json")
+        else:
+            log.info(f"no {stored}: fitting {auto_fit} on the run's training images")
+            densities, _ = densities_for_checkpoint(
+                model, path, ckpt, [auto_fit], fitters,
+                lambda: run_training_images(data, ckpt, 20_000), seed=seed,
+            )  # fmt: skip
+            best = auto_fit
+        densities = {n: (None if n == STANDARD else d) for n, d in densities.items()}
+        densities.setdefault(STANDARD, None)
+        test = checkpoint_split(data, ckpt, train=False)
+        x, y = test.images[:test_images].clone(), test.labels[:test_images].clone()
+        mu, logvar = _posteriors(model, x, y)
+        sigma = (0.5 * logvar).exp().mean(0)
+        lo = torch.quantile(mu, 0.005, dim=0) - 2 * sigma
+        hi = torch.quantile(mu, 0.995, dim=0) + 2 * sigma
+        classes = class_names(ckpt) if test.classes else []
+        return cls(
+            model=model, densities=densities, best=best, temperature=temperature,
+            test_x=x, test_y=y, classes=classes, codes=mu,
+            ranges=[(round(float(a), 2), round(float(b), 2)) for a, b in zip(lo, hi, strict=True)],
+            dark_background=x.float().mean().item() < 127.5,
+            projection=_projection(mu), source=str(path),
+        )  # fmt: skip
+
+    # -- labels -----------------------------------------------------------------------------
+
+    def label_index(self, label: str | int | None) -> int | None:
+        """A class name or index -> the index a conditional model decodes with (None: 0)."""
+        if not self.model.num_classes:
+            return None
+        if label is None or label == "":
+            return 0
+        if str(label) in self.classes:
+            return self.classes.index(str(label))
+        if str(label).isdigit() and int(label) < self.model.num_classes:
+            return int(label)
+        raise ConfigError(f"label={label} is not one of this model's classes: {self.classes}")
+
+    def _labels(self, label, n: int) -> torch.Tensor | None:
+        index = self.label_index(label)
+        return None if index is None else torch.full((n,), index)
+
+    # -- the panels ------------------------------------------------------------------------
+
+    def sample(self, density="auto", temperature=None, seed=0, count=16, label=None) -> np.ndarray:
+        """A grid of `count` images from a density (auto: the best stored one), a class of a
+        conditional model (None: one row per class)."""
+        name = self.best if density in (None, "", "auto") else density
+        if name not in self.densities:
+            raise ConfigError(
+                f"density={density} is unknown: choose auto or {list(self.densities)}"
+            )
+        d = self.densities[name]
+        t = draw_temperature(d, temperature, self.temperature)
+        index = self.label_index(label) if label not in (None, "") else None
+        count = int(max(1, min(count, 256)))
+        grid = explore.sample_grid(self.model, count, _columns(count), t, int(seed), index, d)
+        return to_picture(grid, at_least=512)
+
+    @torch.no_grad()
+    def decode(self, z, label=None) -> np.ndarray:
+        """The image a latent code decodes to (the class too, for a conditional model)."""
+        z = torch.as_tensor(np.asarray(z, np.float32)).view(1, -1)
+        return to_picture(self.model.decode(z, self._labels(label, 1))[0])
+
+    def start(self, kind="zero", index=0, seed=0) -> list[float]:
+        """A code to start from: zero, a random draw of the best density, or a test image's."""
+        if kind == "zero":
+            z = torch.zeros(self.model.latent)
+        elif kind == "random":
+            d, g = self.densities[self.best], torch.Generator().manual_seed(int(seed))
+            t = draw_temperature(d, None, self.temperature)
+            y = self._labels(None, 1)
+            z = (
+                d.sample(1, y, t, g)[0]
+                if d is not None
+                else torch.randn(self.model.latent, generator=g)
+            )
+        else:
+            z = self.codes[int(index) % len(self.codes)]
+        return [round(float(v), 3) for v in z]
+
+    def test_label(self, index) -> str | None:
+        """The class name of a test image (None when unlabelled)."""
+        return (
+            self.classes[int(self.test_y[int(index) % len(self.test_y)])] if self.classes else None
+        )
+
+    def prepare(self, image: np.ndarray) -> torch.Tensor:
+        """A drawing or an upload (H, W[, 1|3|4]) uint8 -> (C, S, S) in [0, 1], made like the
+        training data: alpha on white, the model's channels, shorter side resized and centre
+        cropped; a light drawing is inverted when the data is light-on-dark (MNIST)."""
+        a = np.asarray(image)
+        if a.ndim == 2:
+            a = a[:, :, None]
+        a = a.astype(np.float32)
+        if a.shape[2] in (2, 4):  # flatten the alpha channel on white
+            alpha = a[:, :, -1:] / 255.0
+            a = a[:, :, :-1] * alpha + 255.0 * (1 - alpha)
+        x = torch.from_numpy(np.rint(a).astype(np.uint8)).permute(2, 0, 1)[None]
+        x = to_channels(x if x.shape[1] in (1, 3) else x[:, :1], self.model.channels)
+        x = resize_square(x, self.test_x.shape[-1])[0].float().div(255)
+        if self.dark_background and x.mean() > 0.5:
+            x = 1 - x
+        return x
+
+    @torch.no_grad()
+    def encode(self, image: np.ndarray, label=None) -> tuple[list[float], np.ndarray, np.ndarray]:
+        """(code, the image as the model sees it, its reconstruction)."""
+        x = self.prepare(image)
+        y = self._labels(label, 1)
+        mu, _ = self.model.posterior(x[None], y)
+        z = [round(float(v), 3) for v in mu[0]]
+        return z, to_picture(x), to_picture(self.model.decode(mu, y)[0])
+
+    @torch.no_grad()
+    def interpolate(self, a, b, steps=10) -> np.ndarray:
+        """A strip from a to b through z; each end a test-image index or an image array."""
+        ends = [self._as_input(e) for e in (a, b)]
+        x = torch.stack([e[0] for e in ends])
+        ya, yb = ends[0][1], ends[1][1]
+        strip = explore.interpolate(self.model, x[0], x[1], int(max(2, min(steps, 32))), ya, yb)
+        return to_picture(strip, at_least=256)
+
+    def _as_input(self, end) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if isinstance(end, np.ndarray):
+            index = self.label_index(None)
+            return self.prepare(end), None if index is None else torch.tensor(index)
+        i = int(end) % len(self.test_x)
+        y = self.test_y[i] if self.model.num_classes else None
+        return self.test_x[i].float().div(255), y
+
+    def where(self, z) -> np.ndarray:
+        """The test images' codes in 2-D (the code itself for latent=2, else its principal
+        plane), coloured by class, with `z` marked."""
+        base, to_pixels = self._scatter()
+        mean, axes = self.projection
+        col, row = to_pixels(((torch.as_tensor(np.asarray(z, np.float32)) - mean) @ axes).numpy())
+        picture = Image.fromarray(base)
+        draw = ImageDraw.Draw(picture)
+        for width, colour in ((5, "white"), (2, "black")):  # a black cross with a white rim
+            draw.line([(col - 8, row), (col + 8, row)], fill=colour, width=width)
+            draw.line([(col, row - 8), (col, row + 8)], fill=colour, width=width)
+        return np.asarray(picture)
+
+    def _scatter(self):
+        if not hasattr(self, "_base"):
+            self._base = _render_scatter(self)
+        return self._base
+
+
+def _posteriors(model: CVAE, x: torch.Tensor, y: torch.Tensor, batch: int = 512):
+    mus, logvars = [], []
+    with torch.no_grad():
+        for xb, yb in zip(x.split(batch), y.split(batch), strict=True):
+            mu, logvar = model.posterior(xb.float().div(255), yb if model.num_classes else None)
+            mus.append(mu)
+            logvars.append(logvar)
+    return torch.cat(mus), torch.cat(logvars)
+
+
+def _projection(mu: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The code itself for a 2-D latent space, else its two principal axes."""
+    mean = mu.mean(0)
+    if mu.shape[1] <= 2:
+        return mean * 0, torch.eye(mu.shape[1], 2)
+    _, _, v = torch.linalg.svd(mu - mean, full_matrices=False)
+    return mean, v[:2].T
+
+
+def _columns(n: int) -> int:
+    return max(1, int(np.ceil(np.sqrt(n))))
+
+
+def _render_scatter(e: Explorer):
+    """The scatter as pixels once (matplotlib), and the map from 2-D points to pixels."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    mean, axes = e.projection
+    p = ((e.codes - mean) @ axes).numpy()
+    fig, ax = plt.subplots(figsize=(4, 4), dpi=80)
+    if e.classes:
+        k = len(e.classes)
+        cmap = plt.get_cmap("tab10" if k <= 10 else "tab20" if k <= 20 else "viridis", k)
+        points = ax.scatter(p[:, 0], p[:, 1], c=e.test_y.numpy(), cmap=cmap, s=4,
+                            vmin=-0.5, vmax=k - 0.5)  # fmt: skip
+        bar = fig.colorbar(points, ax=ax, ticks=range(k) if k <= 20 else None)
+        if k <= 20:
+            bar.ax.set_yticklabels(e.classes, fontsize=7)
+    else:
+        ax.scatter(p[:, 0], p[:, 1], s=4, c="tab:blue")
+    two = e.model.latent <= 2
+    ax.set(xlabel="z[0]" if two else "1st principal axis", ylabel="z[1]" if two else "2nd")
+    fig.tight_layout()
+    fig.canvas.draw()
+    transform, height = ax.transData, fig.canvas.get_width_height()[1]
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=80)
+    plt.close(fig)
+    pixels = np.array(Image.open(buf).convert("RGB"))
+
+    def to_pixels(point):
+        x, y = transform.transform(point)
+        return int(round(x)), int(round(height - y))
+
+    return pixels, to_pixels
