@@ -1,5 +1,5 @@
 """Redraw the README's pictures (docs/*.png) from the shipped model, or from another checkpoint:
-`uv run tools/readme_pictures.py [--ckpt outputs/<date>/<time>]`."""
+`uv run tools/readme_pictures.py [--ckpt outputs/<date>/<time>] [--out docs/<name>]`."""
 
 import argparse
 import logging
@@ -9,13 +9,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cvae_lightning.cli import exit_on_user_error  # noqa: E402
+from cvae_lightning.runs import PROJECT_ROOT  # noqa: E402
 from cvae_lightning.shipped import SHIPPED, readme_pictures  # noqa: E402
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--ckpt", default=str(SHIPPED), help="a run folder or a .ckpt file")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "docs", help="the folder")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    for path in exit_on_user_error(lambda: readme_pictures(args.ckpt, seed=args.seed)):
+    for path in exit_on_user_error(lambda: readme_pictures(args.ckpt, args.out, seed=args.seed)):
         print(f"wrote {path}")

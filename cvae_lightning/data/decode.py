@@ -27,7 +27,8 @@ def has_colour(path: Path) -> bool:
     """Whether the file holds colour, from its header alone (a grey palette counts as grey)."""
     with Image.open(path) as img:
         if img.mode == "P":
-            palette = np.frombuffer(img.palette.tobytes(), np.uint8).reshape(-1, 3)
+            palette = img.getpalette() or []
+            palette = np.asarray(palette, np.uint8).reshape(-1, 3)
             return bool((palette != palette[:, :1]).any())
         return img.mode not in GREY_MODES
 
