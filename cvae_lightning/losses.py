@@ -15,8 +15,20 @@ def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
 
 
 def loss_terms(
-    x_rec: torch.Tensor, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor
+    x_rec: torch.Tensor,
+    x: torch.Tensor,
+    mu: torch.Tensor,
+    logvar: torch.Tensor,
+    kl_weight: float = 1.0,
 ) -> dict[str, torch.Tensor]:
-    """The reference objective and its two terms, each summed over the batch."""
+    """The objective recon + kl_weight * KL (1: the reference, the negative ELBO) and its two
+    terms, each summed over the batch; the terms are reported unweighted."""
     recon, kl = reconstruction_loss(x_rec, x), kl_divergence(mu, logvar)
-    return {"loss": recon + kl, "recon": recon, "kl": kl}
+    return {"loss": recon + kl_weight * kl, "recon": recon, "kl": kl}
+
+
+def kl_weight(beta: float, warmup_steps: int, step: int) -> float:
+    """beta, reached linearly over the first `warmup_steps` training steps (0: at once)."""
+    if warmup_steps <= 0:
+        return beta
+    return beta * min(1.0, (step + 1) / warmup_steps)

@@ -8,7 +8,7 @@ import lightning as L
 import torch
 from torchmetrics import MeanMetric, MetricCollection
 
-from cvae_lightning.losses import loss_terms
+from cvae_lightning.losses import kl_weight, loss_terms
 from cvae_lightning.model import CVAE
 
 OptimizerFactory = Callable[[Iterable[torch.nn.Parameter]], torch.optim.Optimizer]
@@ -34,11 +34,15 @@ class CVAEModule(L.LightningModule):
         conditional: bool = False,
         num_classes: int = 10,
         classes: list[str] | None = None,
+        beta: float = 1.0,
+        kl_warmup_epochs: float = 0,
         **architecture: int,
     ):
         """`architecture`: the `CVAE`'s latent, max_filters, image_size and channels (its own
         defaults for those not given); `num_classes` is used when `conditional`; `classes`
-        names the data's classes (kept in the checkpoint for pictures and sampling)."""
+        names the data's classes (kept in the checkpoint for pictures and sampling). The
+        objective is recon + beta * KL (beta=1: the reference), beta reached linearly over the
+        first `kl_warmup_epochs` epochs of training; validation and test use beta."""
         super().__init__()
         classes = [str(c) for c in classes or []]  # plain strings: a weights_only checkpoint
         # The optimizer factory is a Hydra partial: kept out of the checkpoint's hparams so a
@@ -64,24 +68,36 @@ class CVAEModule(L.LightningModule):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         return self.model(x, y)
 
-    def objective(self, x: torch.Tensor, y: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        """Summed loss terms over the batch (what the reference optimises)."""
+    def objective(
+        self, x: torch.Tensor, y: torch.Tensor | None = None, weight: float | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Summed loss terms over the batch (what the reference optimises, with KL weight
+        `weight`, default beta)."""
         x_rec, mu, logvar = self.model(x, y)
-        return loss_terms(x_rec, x, mu, logvar)
+        return loss_terms(x_rec, x, mu, logvar, self.hparams.beta if weight is None else weight)
 
-    def _step(self, batch, metrics: MetricCollection) -> dict[str, torch.Tensor]:
+    def kl_weight(self) -> float:
+        """The KL weight of this training step: beta after the warm-up, less during it."""
+        steps_per_epoch = self.trainer.num_training_batches if self._trainer else 0
+        warmup = round(self.hparams.kl_warmup_epochs * steps_per_epoch)
+        return kl_weight(self.hparams.beta, warmup, self.global_step)
+
+    def _step(self, batch, metrics: MetricCollection, weight=None) -> dict[str, torch.Tensor]:
         x = batch[0]
         if self.hparams.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        terms = self.objective(x, batch[1] if self.hparams.conditional else None)
+        terms = self.objective(x, batch[1] if self.hparams.conditional else None, weight)
         n = x.shape[0]
         for t in TERMS:
             metrics[t].update(terms[t].detach() / n, weight=n)
         return terms
 
     def training_step(self, batch, batch_idx: int) -> dict[str, torch.Tensor]:
-        terms = self._step(batch, self.train_metrics)
+        weight = self.kl_weight()
+        terms = self._step(batch, self.train_metrics, weight)
         self.log_dict(self.train_metrics, on_step=False, on_epoch=True)
+        if self.hparams.kl_warmup_epochs:
+            self.log("train/kl_weight", weight, on_step=False, on_epoch=True, reduce_fx="max")
         return terms
 
     def validation_step(self, batch, batch_idx: int) -> None:

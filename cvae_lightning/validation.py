@@ -39,6 +39,9 @@ def check_config(cfg: DictConfig, multirun: bool = False) -> None:
             f"it must be null or >= data.batch_size ({data.batch_size}), "
             "or no full batch is left to train on",
         )
+    _require(model.get("beta", 1.0) >= 0, "model.beta", model.get("beta"), "it must be >= 0")
+    warmup = model.get("kl_warmup_epochs", 0)
+    _require(warmup >= 0, "model.kl_warmup_epochs", warmup, "it must be >= 0 (0: no warm-up)")
     opt = model.get("optimizer") or {}
     for key in ("lr", "weight_decay"):
         if key in opt:

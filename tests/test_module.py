@@ -49,6 +49,8 @@ def test_checkpoint_hparams_are_plain_values(module):
         "conditional": False,
         "num_classes": 10,
         "classes": [str(d) for d in range(10)],  # plain strings, not a ListConfig
+        "beta": 1.0,
+        "kl_warmup_epochs": 0,
     }
     assert type(module.hparams["classes"]) is list
 
@@ -62,3 +64,36 @@ def test_channels_last_gives_the_same_loss(tiny_cfg):
         torch.manual_seed(1)
         losses.append(m._step((x, None), m.train_metrics)["loss"].item())
     assert losses[0] == pytest.approx(losses[1], rel=1e-4)
+
+
+@pytest.mark.parametrize(
+    "overrides,check",
+    [
+        # beta = 0: the objective is the reconstruction alone; KL is still reported.
+        (["model.beta=0"], lambda m: m["train/loss"] == pytest.approx(m["train/recon"])),
+        # A warm-up over both epochs: the last epoch reaches beta = 1 (logged), and its mean
+        # objective is below recon + KL (the first steps of it weighted KL less).
+        (["model.kl_warmup_epochs=2"], lambda m: m["train/kl_weight"] == pytest.approx(1.0)
+         and m["train/loss"] < m["train/recon"] + m["train/kl"] - 1e-3),
+    ],
+)  # fmt: skip
+def test_beta_and_kl_warm_up_change_the_objective(tiny_cfg, overrides, check):
+    from cvae_lightning.training import train
+
+    from conftest import TINY, compose_config
+
+    cfg = compose_config(*TINY, *overrides, f"data.cache_dir={tiny_cfg.data.cache_dir}",
+                         "~callbacks.densities", "~callbacks.latent")  # fmt: skip
+    cfg.paths.output = tiny_cfg.paths.output
+    cfg.trainer.enable_progress_bar = False
+    metrics = train(cfg)
+    assert metrics["train/kl"] > 0 and check(metrics)
+    assert read_hparams_of(cfg)["model.beta"] == cfg.model.beta  # recorded in HParams
+
+
+def read_hparams_of(cfg) -> dict:
+    from pathlib import Path
+
+    from conftest import read_hparams
+
+    return read_hparams(Path(cfg.paths.output))[0]
