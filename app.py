@@ -1,9 +1,12 @@
 """The explorer in the browser: `uv run --extra app app.py [ckpt_path=...] [port=7860]`."""
 
+import sys
+
 import hydra
 from omegaconf import DictConfig
 
 from cvae_lightning.cli import exit_on_user_error
+from cvae_lightning.overrides import check_overrides
 from cvae_lightning.runs import register_resolvers
 
 
@@ -16,4 +19,5 @@ def main(cfg: DictConfig) -> None:
 
 if __name__ == "__main__":
     register_resolvers()
+    exit_on_user_error(check_overrides, "app", sys.argv[1:])  # a misspelt key: one line
     main()

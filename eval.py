@@ -1,10 +1,13 @@
 """Evaluate a checkpoint on the test split: `uv run eval.py ckpt_path=<run dir or .ckpt>`."""
 
+import sys
+
 import hydra
 from omegaconf import DictConfig
 
 from cvae_lightning.cli import exit_on_user_error
 from cvae_lightning.evaluation import evaluate_config
+from cvae_lightning.overrides import check_overrides
 from cvae_lightning.runs import register_resolvers
 
 
@@ -15,4 +18,5 @@ def main(cfg: DictConfig) -> None:
 
 if __name__ == "__main__":
     register_resolvers()
+    exit_on_user_error(check_overrides, "eval", sys.argv[1:])  # a misspelt key: one line
     main()

@@ -4,11 +4,13 @@ mode=samples|interpolate|traverse|manifold; see conf/sample.yaml and README.md.
 """
 
 import logging
+import sys
 
 import hydra
 from omegaconf import DictConfig
 
 from cvae_lightning.cli import exit_on_user_error
+from cvae_lightning.overrides import check_overrides
 from cvae_lightning.runs import register_resolvers
 from cvae_lightning.sampling import render
 
@@ -21,4 +23,5 @@ def main(cfg: DictConfig) -> None:
 
 if __name__ == "__main__":
     register_resolvers()
+    exit_on_user_error(check_overrides, "sample", sys.argv[1:])  # a misspelt key: one line
     main()

@@ -6,6 +6,7 @@ import hydra
 from omegaconf import DictConfig
 
 from cvae_lightning.cli import exit_on_user_error
+from cvae_lightning.overrides import check_overrides
 from cvae_lightning.runs import register_resolvers, resume_overrides
 from cvae_lightning.training import train
 
@@ -19,5 +20,6 @@ def main(cfg: DictConfig) -> float | None:
 
 if __name__ == "__main__":
     register_resolvers()
+    exit_on_user_error(check_overrides, "train", sys.argv[1:])  # a misspelt key: one line
     sys.argv[1:] = exit_on_user_error(resume_overrides, sys.argv[1:])  # ckpt_path=last
     main()

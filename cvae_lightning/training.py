@@ -28,8 +28,15 @@ from cvae_lightning.precision import AUTO, choose_precision
 from cvae_lightning.runs import is_multirun
 from cvae_lightning.validation import check_config
 
-# Metrics are logged per epoch, so Lightning's advice on the step-logging interval does not apply.
+# What the user cannot act on stays off the console: Lightning's advice on the step-logging
+# interval (metrics are logged per epoch), its pytree deprecation (its own code), the model
+# summary's note that it sizes bf16 weights as fp32, and its adverts for cloud services.
 warnings.filterwarnings("ignore", ".*smaller than the logging interval.*")
+warnings.filterwarnings("ignore", r".*isinstance\(treespec, LeafSpec\)` is deprecated.*")
+warnings.filterwarnings("ignore", ".*is not supported by the model summary.*")
+logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
+    lambda record: not str(record.msg).startswith("💡 Tip")
+)
 log = logging.getLogger(__name__)
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from cvae_lightning.errors import ConfigError
 from cvae_lightning.runs import PROJECT_ROOT
 from cvae_lightning.training import train
 
@@ -206,3 +207,25 @@ def test_checkpoint_of_another_architecture_gives_one_line_and_exit_2(
             "or pick a matching checkpoint"
         ],
     )
+
+
+def test_a_misspelt_key_names_the_closest_one_in_one_line(tmp_path):
+    """Hydra alone answers with five lines and advice (`+trainer.max_epoch=1`) that fails
+    later; the scripts check the keys first: one line, exit 2, no run folder."""
+    proc = run_script("trainer.max_epoch=1", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "error: trainer.max_epoch is not a config key: did you mean trainer.max_epochs? "
+        "(to add a new key on purpose, write +trainer.max_epoch=...)"
+    ]
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_valid_overrides_pass_the_key_check():
+    from cvae_lightning.overrides import check_overrides
+
+    check_overrides("train", ["data=folder", "data.path=/x", "+extra.key=1", "model.latent=2"])
+    check_overrides("train", ["-m", "model.latnet=2,4"])  # sweeps are Hydra's to judge
+    check_overrides("sample", ["label=cat", "hydra.verbose=true"])
+    with pytest.raises(ConfigError, match="did you mean data.image_size"):
+        check_overrides("classifier", ["data.image_sise=32"])
