@@ -12,6 +12,7 @@ import torch
 from hydra.utils import instantiate
 from torch.utils.tensorboard import SummaryWriter
 from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
+from tqdm import tqdm
 
 from cvae_lightning.classifier import FeatureExtractor, ImageClassifier, load_classifier
 from cvae_lightning.classifier_training import default_path
@@ -94,7 +95,8 @@ def test_split_metrics(
     psnr = PeakSignalNoiseRatio(data_range=1.0)
     verdicts = None if classifier is None else ClassifierVerdicts(FeatureExtractor(classifier))
     mus, iwae_n, batch = [], min(e["iwae_images"] or len(images), len(images)), e["batch_size"]
-    for start in range(0, len(images), batch):
+    for start in tqdm(range(0, len(images), batch), desc="test images", unit="batch",
+                      disable=None, leave=False):  # fmt: skip
         x = images[start : start + batch].float().div(255)
         y = labels[start : start + batch]
         z, mu, logvar = model.encode(x, y)  # a plain model ignores the labels
@@ -229,6 +231,21 @@ def log_density_table(metrics: dict[str, float]) -> None:
     for name in [*names, "real"]:
         row = [real.get(c) if name == "real" else metrics[f"samples/{name}/{c}"] for c in columns]
         log.info(f"{name:10s}" + "".join(f"{'-' if v is None else f'{v:.4f}':>10s}" for v in row))
+    for line in LEGEND:
+        log.info(line)
+
+
+# How to read the numbers above (printed under the table).
+LEGEND = (
+    "lower is better: fid, kid (torchmetrics' unbiased MMD^2 in the classifier's feature space;"
+    " like FID, near 0 for real images: the 'real' row);",
+    "higher is better: p>0.9 (share the classifier reads with p > 0.9), evenness (1: every class"
+    " as often), rarest (the rarest class's share; 1/classes at best), precision, recall,"
+    " digit_acc (a conditional model draws the class asked for);",
+    "nn_ratio: distance to the nearest training image over that of real test images; below 1,"
+    " samples copy training images. test/loss is the objective per image (squared error + KL);"
+    " the *_nll_nats bounds add the Gaussian's constant, in nats per image.",
+)
 
 
 def evaluate_config(cfg) -> dict[str, float]:

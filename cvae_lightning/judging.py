@@ -18,6 +18,7 @@ import torch
 from torchmetrics import MeanMetric
 from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.kid import KernelInceptionDistance
+from tqdm import tqdm
 
 from cvae_lightning.classifier import FeatureExtractor, ImageClassifier
 from cvae_lightning.densities import LatentDensity, draw_temperature
@@ -179,7 +180,7 @@ def sample_quality(
         **real.summary("real"),
     }
     shares = {"real_test": real.shares().tolist()}
-    for name, density in densities.items():
+    for name, density in tqdm(densities.items(), desc="densities' samples", disable=None):
         t = draw_temperature(density, temperature, fitted_temperature)
         draws = draw_samples(model, n, batch, seed, t, density)
         quality, verdicts = judge.judge(draws, f"samples/{name}")

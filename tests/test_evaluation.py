@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -101,7 +102,11 @@ def test_eval_script_writes_json(trained_run, cache_dir, tmp_path):
     assert table[0].split() == ["density", "fid", "kid", "p>0.9", "evenness", "rarest",
                                 "precision", "recall", "nn_ratio"]  # fmt: skip
     assert [row.split()[0] for row in table[1:6]] == ["standard", "gaussian", "gmm", "flow", "real"]
+    assert "lower is better: fid, kid" in table[6] and "higher is better" in table[7]  # a legend
     assert list((out / "tensorboard").glob("events.out.tfevents.*"))
+    assert not Path(record["checkpoint"]).is_absolute() or not record["checkpoint"].startswith(
+        str(PROJECT_ROOT)
+    )  # paths inside the project are recorded relative to it
 
 
 def test_eval_refuses_a_bad_classifier_file_in_one_line(trained_run, tmp_path, capsys):
