@@ -195,7 +195,9 @@ def evaluate(
 def write_results(out: Path, metrics: dict[str, float], **details) -> Path:
     """metrics.json (with what produced it) in `out`, the values to TensorBoard and a table of
     the densities' sample metrics to the console."""
-    record = {"metrics": metrics, **details}
+    # 7 significant digits: float-summation noise between runs leaves the file as it was.
+    rounded = {k: float(f"{v:.7g}") for k, v in metrics.items()}
+    record = {"metrics": rounded, **details}
     text = json.dumps(record, indent=2).encode()
     atomic_write(out / "metrics.json", lambda f: f.write(text))
     with SummaryWriter(str(out / "tensorboard")) as writer:
