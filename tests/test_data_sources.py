@@ -145,3 +145,11 @@ def test_fashion_mnist_is_the_same_code_on_another_folder(cache_dir):
     assert cfg.data.name == "fashion_mnist" and cfg.data.image_size == 64
     images, labels = read_images(PROJECT_ROOT / "data", "fashion_mnist", False, 8, cache_dir)
     assert images.shape == (10_000, 1, 8, 8) and labels[:3].tolist() == [9, 2, 1]
+
+
+def test_a_home_relative_root_and_cache_are_expanded(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    write_cifar(tmp_path / "datasets")
+    source = make_source("cifar10", "~/datasets", verify=False)
+    split = load_split(source, False, 32, "auto", "~/datasets/cache")
+    assert split.where.is_relative_to(tmp_path / "datasets" / "cache") and len(split.images) == 20

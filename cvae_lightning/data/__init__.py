@@ -24,6 +24,7 @@ def make_source(
     val_fraction: float = 0.1,
 ) -> Source:
     """The source `name` reads, checked to exist (one DatasetError naming the fix if not)."""
+    root = Path(root).expanduser() if root is not None else None  # data.root=~/datasets
     if name in ("mnist", "fashion_mnist", "kmnist"):
         from cvae_lightning.data.mnist import GzDataset
 
@@ -73,6 +74,7 @@ def load_split(
     """The training (True) or test split at `size` px with `channels` (auto: 3 where the
     source has colour, else 1), from the cache in cache_dir (built there when missing or
     stale; in memory when cache_dir is None)."""
+    cache_dir = Path(cache_dir).expanduser() if cache_dir else None
     c = resolve_channels(source, channels, cache_dir)
     folder = cache_folder(cache_dir, source.key, train, size, c) if cache_dir else None
     return load_cached(folder, source.fingerprint(), lambda: source.plan(train), c, size)
