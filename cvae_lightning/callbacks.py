@@ -14,6 +14,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from torchvision.utils import make_grid, save_image
 
 from cvae_lightning import explore
+from cvae_lightning.captions import label_rows
 from cvae_lightning.explore import class_rows
 from cvae_lightning.files import atomic_write
 from cvae_lightning.model import count_parameters
@@ -189,7 +190,9 @@ class LatentExplorer(L.Callback):
         strip = explore.interpolate(model, x[a], x[b], self.steps, y[a], y[b])
         emit_image(trainer, self.dirpath, "latent/interpolation", strip, "interpolation.png")
         i = self.traverse_index
-        grid = explore.traverse(model, x[i], y[i])
+        grid = label_rows(
+            explore.traverse(model, x[i], y[i]), [f"z[{d}]" for d in range(model.latent)]
+        )
         emit_image(trainer, self.dirpath, "latent/traversal", grid, "traversal.png")
         mu = explore.posterior_means(model, x[: self.embed], y[: self.embed]).cpu()
         classes = getattr(trainer.datamodule, "classes", None) or []

@@ -10,6 +10,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_only
 
 from cvae_lightning.callbacks import emit_image, tensorboard_writers
+from cvae_lightning.captions import title_parts
 from cvae_lightning.densities import Fitter, draw_temperature
 from cvae_lightning.density_store import best_density, fit_for_model, save_densities
 from cvae_lightning.explore import sample_grid
@@ -74,6 +75,11 @@ class FitLatentDensities(L.Callback):
         fitted, standard = grid(densities[best]), grid(None)
         gap = torch.ones(standard.shape[0], standard.shape[1], 16)  # a white column between
         side_by_side = torch.cat([standard, gap, fitted], dim=2)
+        w, t = standard.shape[2], draw_temperature(densities[best], None, self.temperature)
+        side_by_side = title_parts(side_by_side, [
+            (0, w, "z ~ N(0, I), the prior"),
+            (w + 16, 2 * w + 16, f"z ~ {best}, temperature {t:g}"),
+        ])  # fmt: skip
         emit_image(trainer, self.images_dir, "images/samples_fitted", fitted, f"samples_{best}.png")
         emit_image(
             trainer, self.images_dir, "images/standard_vs_fitted", side_by_side,

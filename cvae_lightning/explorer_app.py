@@ -206,5 +206,5 @@ def serve(cfg: DictConfig) -> None:
     log.info(f"serving {e.source} on http://{cfg.host}:{cfg.port} (Ctrl-C stops it)")
     build_page(e).launch(
         server_name=cfg.host, server_port=cfg.port, share=False, show_error=True,
-        inbrowser=False, footer_links=["api"],
+        inbrowser=False, footer_links=["api"], quiet=True,  # the line above says where
     )  # fmt: skip

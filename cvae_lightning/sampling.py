@@ -11,6 +11,7 @@ from omegaconf import DictConfig
 from torchvision.utils import save_image
 
 from cvae_lightning import explore
+from cvae_lightning.captions import label_rows
 from cvae_lightning.densities import LatentDensity, draw_temperature
 from cvae_lightning.density_store import (
     best_density,
@@ -86,6 +87,8 @@ def render(cfg: DictConfig) -> Path:
         density = choose_density(cfg, model, path, ckpt)
         t = draw_temperature(density, cfg.temperature, cfg.density.temperature)
         image = explore.sample_grid(model, cfg.n, cfg.nrow, t, cfg.seed, label, density)
+        if model.num_classes and label is None:  # one row per class: name each
+            image = label_rows(image, class_names(ckpt)[: model.num_classes])
     elif cfg.mode == "manifold":
         if model.latent != 2:
             raise ConfigError(
@@ -101,4 +104,5 @@ def render(cfg: DictConfig) -> Path:
             image = explore.interpolate(model, x[a], x[b], cfg.steps, y[a], y[b])
         else:
             image = explore.traverse(model, x[cfg.traverse], y[cfg.traverse], steps=cfg.steps)
+            image = label_rows(image, [f"z[{d}]" for d in range(model.latent)])
     return atomic_write(Path(cfg.out), lambda f: save_image(image, f, format="png"))
