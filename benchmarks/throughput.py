@@ -31,7 +31,7 @@ from omegaconf import open_dict
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from cvae_lightning.data import load_split, make_source  # noqa: E402
+from cvae_lightning.data import load_split, source_from  # noqa: E402
 from cvae_lightning.losses import kl_divergence, reconstruction_loss  # noqa: E402
 from cvae_lightning.model import CVAE  # noqa: E402
 from cvae_lightning.precision import AUTO, choose_precision  # noqa: E402
@@ -96,8 +96,7 @@ def run_project(cfg, warmup: int) -> float:
 def run_plain(cfg, device: torch.device, warmup: int, steps: int) -> float:
     """The same model and optimizer in a bare loop (what a careful user writes by hand)."""
     d, m = cfg.data, cfg.model
-    source = make_source(d.name, d.root, d.path, d.verify, d.val_fraction)
-    images = load_split(source, True, d.image_size, d.channels, d.cache_dir).images
+    images = load_split(source_from(d), True, d.image_size, d.channels, d.cache_dir).images
     if d.limit:
         images = images[: d.limit]
     on_device = d.on_device is True or (d.on_device == "auto" and device.type == "cuda")

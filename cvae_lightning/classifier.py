@@ -17,6 +17,7 @@ from torch import nn
 
 from cvae_lightning.errors import ClassifierError
 from cvae_lightning.files import atomic_write
+from cvae_lightning.runs import PROJECT_ROOT
 
 FORMAT = "cvae-lightning-classifier/1"
 SIZE = 28  # MNIST's native resolution: what the shipped network was trained on
@@ -89,6 +90,11 @@ class FeatureExtractor(nn.Module):
     @torch.no_grad()
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier.head(self(x))
+
+
+def classifier_path(source_key: str) -> Path:
+    """Where a dataset's classifier lives unless eval.classifier / out says otherwise."""
+    return PROJECT_ROOT / "weights" / f"{source_key}_classifier.pt"
 
 
 # What shapes the network, as saved beside its weights.

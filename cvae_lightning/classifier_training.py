@@ -13,11 +13,10 @@ from omegaconf import DictConfig
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
-from cvae_lightning.classifier import SIZE, ImageClassifier, save_classifier
-from cvae_lightning.data import load_split, make_source
+from cvae_lightning.classifier import SIZE, ImageClassifier, classifier_path, save_classifier
+from cvae_lightning.data import load_split, source_from
 from cvae_lightning.errors import AccuracyTooLowError, ConfigError
 from cvae_lightning.loading import BUILT_IN
-from cvae_lightning.runs import PROJECT_ROOT
 from cvae_lightning.validation import check_classifier_config
 
 log = logging.getLogger(__name__)
@@ -45,11 +44,6 @@ def test_accuracy(model: ImageClassifier, x: torch.Tensor, y: torch.Tensor, batc
     return float(accuracy.compute())
 
 
-def default_path(source_key: str) -> Path:
-    """Where a dataset's classifier lives unless eval.classifier / out says otherwise."""
-    return PROJECT_ROOT / "weights" / f"{source_key}_classifier.pt"
-
-
 def channel_stats(x: torch.Tensor, at_most: int = 10_000) -> tuple[list[float], list[float]]:
     """Per-channel mean and spread of uint8 images (N, C, S, S), scaled to [0, 1]."""
     x = x[:at_most].float().div(255)
@@ -61,12 +55,11 @@ def fit_classifier(cfg: DictConfig) -> dict[str, float]:
     check_classifier_config(cfg)
     torch.manual_seed(cfg.seed)
     d = cfg.data
-    source = make_source(d.name, d.root, d.path, d.verify, d.val_fraction)
+    source = source_from(d)
     if not source.classes:
-        where = f"data.path={d.path}" if d.name == "folder" else f"data={d.name}"
         raise ConfigError(
-            f"{where} is unlabelled: a classifier needs classes; put the images in class "
-            "subfolders (DIR/<class>/...)"
+            f"{source.described} is unlabelled: a classifier needs classes; put the images in "
+            "class subfolders (DIR/<class>/...)"
         )
     size = cfg.size or (SIZE if d.name in BUILT_IN else d.image_size)
     train = load_split(source, True, size, d.channels, d.cache_dir)
@@ -105,7 +98,7 @@ def fit_classifier(cfg: DictConfig) -> dict[str, float]:
             f"Test Accuracy: {accuracy:.4f}, Time: {time.perf_counter() - start:.1f}s"
         )
         mean_loss.reset()
-    out = Path(cfg.out) if cfg.out else default_path(source.key)
+    out = Path(cfg.out) if cfg.out else classifier_path(source.key)
     if accuracy < cfg.min_accuracy:
         raise AccuracyTooLowError(
             f"test accuracy {accuracy:.4f} is below min_accuracy={cfg.min_accuracy}: "

@@ -8,9 +8,8 @@ from typing import Any
 import lightning as L
 import torch
 
-from cvae_lightning.data import SOURCES, load_split, make_source
+from cvae_lightning.data import check_source_name, load_split, source_from
 from cvae_lightning.data.cache import Split
-from cvae_lightning.errors import DatasetError
 
 log = logging.getLogger(__name__)
 
@@ -101,8 +100,7 @@ class ImageDataModule(L.LightningDataModule):
         seed: int = 0,
     ):
         super().__init__()
-        if name not in SOURCES:  # refuse an unknown name before any work
-            raise DatasetError(f"data.name={name!r} is unknown: choose one of {', '.join(SOURCES)}")
+        check_source_name(name)
         self.save_hyperparameters()
         self.train_data: tuple[torch.Tensor, torch.Tensor] | None = None
         self.val_data: tuple[torch.Tensor, torch.Tensor] | None = None
@@ -112,8 +110,7 @@ class ImageDataModule(L.LightningDataModule):
     @property
     def source(self):
         if self._source is None:
-            hp = self.hparams
-            self._source = make_source(hp.name, hp.root, hp.path, hp.verify, hp.val_fraction)
+            self._source = source_from(self.hparams)
         return self._source
 
     def _load(self, train: bool) -> Split:

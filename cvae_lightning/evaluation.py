@@ -14,8 +14,12 @@ from torch.utils.tensorboard import SummaryWriter
 from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 from tqdm import tqdm
 
-from cvae_lightning.classifier import FeatureExtractor, ImageClassifier, load_classifier
-from cvae_lightning.classifier_training import default_path
+from cvae_lightning.classifier import (
+    FeatureExtractor,
+    ImageClassifier,
+    classifier_path,
+    load_classifier,
+)
 from cvae_lightning.density_store import densities_for_checkpoint, eval_dir
 from cvae_lightning.errors import ClassifierError
 from cvae_lightning.explore import posterior_means
@@ -23,17 +27,17 @@ from cvae_lightning.files import atomic_write
 from cvae_lightning.judging import ClassifierVerdicts, sample_quality
 from cvae_lightning.loading import (
     DataSource,
+    checkpoint_source,
     checkpoint_split,
     class_names,
     load_model,
-    make_source_key,
     resolve_checkpoint,
     run_training_images,
 )
 from cvae_lightning.losses import loss_terms
 from cvae_lightning.metrics import active_units, iwae_loss, knn_accuracy, likelihood_constant
 from cvae_lightning.model import CVAE
-from cvae_lightning.runs import PROJECT_ROOT
+from cvae_lightning.runs import project_relative
 from cvae_lightning.validation import check_density_settings, check_eval_settings
 
 log = logging.getLogger(__name__)
@@ -47,13 +51,13 @@ def find_classifier(
     missing default, or unlabelled data, only skips the classifier's measures."""
     if e["samples"] == 0:
         return None, {"skipped": "eval.samples=0"}
-    path = Path(e["classifier"]) if e["classifier"] else default_path(source_key)
+    path = Path(e["classifier"]) if e["classifier"] else classifier_path(source_key)
     reason = None
     if not classes:
         reason = "the data is unlabelled, so there is no classifier to judge samples with"
     elif not e["classifier"] and not path.is_file():
         reason = (
-            f"no classifier for this dataset ({shown(path)} is missing): train one with "
+            f"no classifier for this dataset ({project_relative(path)} is missing): train one with "
             "`uv run train_classifier.py data=...` (the run's data settings) or set eval.classifier"
         )
     if reason:
@@ -68,18 +72,7 @@ def find_classifier(
             f"({len(classes)} classes {', '.join(classes[:4])}..., {channels} channel(s)): "
             "train one on the run's data with `uv run train_classifier.py data=...`"
         )
-    return model, {**info, "path": shown(path)}
-
-
-def shown(path: str | Path) -> str:
-    """A path as recorded in results: relative to the project when inside it."""
-    path = Path(path)
-    resolved = path.resolve()
-    return (
-        str(resolved.relative_to(PROJECT_ROOT))
-        if resolved.is_relative_to(PROJECT_ROOT)
-        else str(path)
-    )
+    return model, {**info, "path": project_relative(path)}
 
 
 @torch.no_grad()
@@ -153,7 +146,7 @@ def evaluate(
     model, ckpt = load_model(path)
     split = checkpoint_split(data, ckpt, train=False)
     classes = class_names(ckpt) if split.classes else []
-    source_key = make_source_key(data, ckpt)
+    source_key = checkpoint_source(data, ckpt).key
     classifier, classifier_info = find_classifier(e, source_key, classes, model.channels)
     test = split.images[: e["images"]], split.labels[: e["images"]]
     log.info(f"evaluating {path} on {len(test[0])} test images (IWAE k={e['iwae_k']}) ...")
@@ -186,7 +179,7 @@ def evaluate(
         metrics |= quality
     out = Path(out) if out else eval_dir(path)
     write_results(
-        out, metrics, checkpoint=shown(path), iwae_k=e["iwae_k"], images=len(test[0]),
+        out, metrics, checkpoint=project_relative(path), iwae_k=e["iwae_k"], images=len(test[0]),
         iwae_images=iwae_n, samples=e["samples"], digit_shares=shares, classifier=classifier_info,
     )  # fmt: skip
     return metrics

@@ -22,6 +22,25 @@ def _grid(images: torch.Tensor, nrow: int) -> torch.Tensor:
 
 
 @torch.no_grad()
+def posteriors(
+    model: CVAE, x: torch.Tensor, y: torch.Tensor | None = None, batch: int = 512
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mu, logvar) of q(z|x[,y]) for images (N, C, S, S), floats in [0, 1] or uint8, a batch
+    at a time; a plain model ignores y."""
+    model.eval()
+    device = _device(model)
+    ys = [None] * len(x.split(batch)) if y is None else y.to(device).split(batch)
+    mus, logvars = [], []
+    for xb, yb in zip(x.split(batch), ys, strict=True):
+        xb = xb.to(device)
+        xb = xb.float().div(255) if xb.dtype == torch.uint8 else xb  # cached uint8 data
+        mu, logvar = model.posterior(xb, yb)
+        mus.append(mu)
+        logvars.append(logvar)
+    return torch.cat(mus), torch.cat(logvars)
+
+
+@torch.no_grad()
 def latent_codes(
     model: CVAE,
     x: torch.Tensor,
@@ -35,18 +54,12 @@ def latent_codes(
     posterior ("sample")."""
     if codes not in ("mean", "sample"):
         raise ValueError(f"codes={codes!r} is invalid: use mean or sample")
-    model.eval()
-    device, g = _device(model), torch.Generator().manual_seed(seed)
-    ys = [None] * len(x.split(batch)) if y is None else y.to(device).split(batch)
-    out = []
-    for xb, yb in zip(x.split(batch), ys, strict=True):
-        xb = xb.to(device)
-        xb = xb.float().div(255) if xb.dtype == torch.uint8 else xb  # cached uint8 data
-        mu, logvar = model.posterior(xb, yb)
-        if codes == "sample":
-            mu = reparameterize(mu, logvar, torch.randn(mu.shape, generator=g).to(mu))
-        out.append(mu)
-    return torch.cat(out)
+    mu, logvar = posteriors(model, x, y, batch)
+    if codes == "sample":  # one draw per batch, in order: the same stream as ever
+        g = torch.Generator().manual_seed(seed)
+        eps = torch.cat([torch.randn(m.shape, generator=g) for m in mu.split(batch)])
+        mu = reparameterize(mu, logvar, eps.to(mu))
+    return mu
 
 
 def posterior_means(

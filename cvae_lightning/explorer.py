@@ -27,6 +27,7 @@ from cvae_lightning.errors import ConfigError
 from cvae_lightning.loading import (
     DataSource,
     checkpoint_split,
+    class_index,
     class_names,
     load_model,
     resolve_checkpoint,
@@ -97,7 +98,7 @@ class Explorer:
         densities.setdefault(STANDARD, None)
         test = checkpoint_split(data, ckpt, train=False)
         x, y = test.images[:test_images].clone(), test.labels[:test_images].clone()
-        mu, logvar = _posteriors(model, x, y)
+        mu, logvar = explore.posteriors(model, x, y if model.num_classes else None)
         sigma = (0.5 * logvar).exp().mean(0)
         lo = torch.quantile(mu, 0.005, dim=0) - 2 * sigma
         hi = torch.quantile(mu, 0.995, dim=0) + 2 * sigma
@@ -113,16 +114,12 @@ class Explorer:
     # -- labels -----------------------------------------------------------------------------
 
     def label_index(self, label: str | int | None) -> int | None:
-        """A class name or index -> the index a conditional model decodes with (None: 0)."""
+        """A class name or index -> the index a conditional model decodes with (none given:
+        the first class; an unconditional model: None)."""
         if not self.model.num_classes:
             return None
-        if label is None or label == "":
-            return 0
-        if str(label) in self.classes:
-            return self.classes.index(str(label))
-        if str(label).isdigit() and int(label) < self.model.num_classes:
-            return int(label)
-        raise ConfigError(f"label={label} is not one of this model's classes: {self.classes}")
+        label = 0 if label in (None, "") else label
+        return class_index(label, self.model.num_classes, self.classes)
 
     def _labels(self, label, n: int) -> torch.Tensor | None:
         index = self.label_index(label)
@@ -235,16 +232,6 @@ class Explorer:
         if not hasattr(self, "_base"):
             self._base = _render_scatter(self)
         return self._base
-
-
-def _posteriors(model: CVAE, x: torch.Tensor, y: torch.Tensor, batch: int = 512):
-    mus, logvars = [], []
-    with torch.no_grad():
-        for xb, yb in zip(x.split(batch), y.split(batch), strict=True):
-            mu, logvar = model.posterior(xb.float().div(255), yb if model.num_classes else None)
-            mus.append(mu)
-            logvars.append(logvar)
-    return torch.cat(mus), torch.cat(logvars)
 
 
 def _projection(mu: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

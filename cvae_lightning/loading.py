@@ -11,10 +11,10 @@ from typing import Any
 
 import torch
 
-from cvae_lightning.data import load_split, make_source
+from cvae_lightning.data import load_split, source_from
 from cvae_lightning.data.cache import Split
 from cvae_lightning.data.source import Source
-from cvae_lightning.errors import CheckpointError
+from cvae_lightning.errors import CheckpointError, ConfigError
 from cvae_lightning.model import CVAE
 from cvae_lightning.runs import PROJECT_ROOT, shipped_fix
 
@@ -142,27 +142,17 @@ class DataSource:
         return s
 
 
-def checkpoint_dataset(source: DataSource, ckpt: dict) -> str:
-    """The dataset the checkpoint was trained on (or the one the user names)."""
-    return source.settings(ckpt)["name"]
-
-
 def checkpoint_source(source: DataSource, ckpt: dict) -> Source:
     """The data source the checkpoint's run read (checked to exist)."""
-    s = source.settings(ckpt)
-    return make_source(s["name"], s["root"], s["path"], s["verify"], s["val_fraction"])
-
-
-def make_source_key(source: DataSource, ckpt: dict) -> str:
-    """The name the checkpoint's data goes by in caches and classifier files."""
-    return checkpoint_source(source, ckpt).key
+    return source_from(source.settings(ckpt))
 
 
 def checkpoint_split(source: DataSource, ckpt: dict, train: bool) -> Split:
     """A split of the checkpoint's data, at its image size and channels (uint8, cached)."""
     s, hp = source.settings(ckpt), ckpt["hyper_parameters"]
-    data = checkpoint_source(source, ckpt)
-    return load_split(data, train, hp["image_size"], hp.get("channels", 1), s["cache_dir"])
+    return load_split(
+        source_from(s), train, hp["image_size"], hp.get("channels", 1), s["cache_dir"]
+    )
 
 
 def checkpoint_images(
@@ -180,6 +170,24 @@ def class_names(ckpt: dict) -> list[str]:
     if "classes" in hp:
         return list(hp["classes"])
     return [str(i) for i in range(hp.get("num_classes", 10))]  # before names were kept
+
+
+def class_index(label, num_classes: int, classes: list[str]) -> int | None:
+    """A class asked for by name or index (an int or its digits) -> the index a conditional
+    model draws with; None stays None."""
+    if label is None:
+        return None
+    if not num_classes:
+        raise ConfigError(f"label={label} needs a conditional checkpoint: use label=null")
+    if str(label) in classes:
+        return classes.index(str(label))
+    if str(label).isdigit() and int(label) < num_classes:
+        return int(label)
+    shown = ", ".join(classes[:12]) + (", ..." if len(classes) > 12 else "")
+    raise ConfigError(
+        f"label={label} is invalid for this checkpoint: use a class name ({shown}) or an index "
+        f"0..{num_classes - 1}"
+    )
 
 
 def training_images_used(ckpt: dict) -> int | None:

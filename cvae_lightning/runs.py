@@ -27,6 +27,13 @@ def short_dirname(name: str, limit: int = 120) -> str:
     return f"{name[: limit - 9]}-{hashlib.sha1(name.encode()).hexdigest()[:8]}"
 
 
+def project_relative(path: str | Path) -> str:
+    """A path as recorded in results: relative to the project when inside it."""
+    resolved = Path(path).resolve()
+    inside = resolved.is_relative_to(PROJECT_ROOT)
+    return str(resolved.relative_to(PROJECT_ROOT)) if inside else str(path)
+
+
 def shipped_fix(path: str | Path) -> str | None:
     """For a file that ships in weights/: how to get it back."""
     weights = PROJECT_ROOT / "weights"

@@ -25,6 +25,7 @@ from cvae_lightning.files import atomic_write
 from cvae_lightning.loading import (
     DataSource,
     checkpoint_images,
+    class_index,
     class_names,
     load_model,
     resolve_checkpoint,
@@ -60,29 +61,12 @@ def choose_density(cfg: DictConfig, model: CVAE, path: Path, ckpt: dict) -> Late
     return densities[name]
 
 
-def label_index(label, model: CVAE, classes: list[str]) -> int | None:
-    """`label` (a class name or index) as an index the conditional model draws; None stays."""
-    if label is None:
-        return None
-    if not model.num_classes:
-        raise ConfigError(f"label={label} needs a conditional checkpoint: use label=null")
-    if str(label) in classes:
-        return classes.index(str(label))
-    if isinstance(label, int) and 0 <= label < model.num_classes:
-        return label
-    shown = ", ".join(classes[:12]) + (", ..." if len(classes) > 12 else "")
-    raise ConfigError(
-        f"label={label} is invalid for this checkpoint: use a class name ({shown}) or an index "
-        f"0..{model.num_classes - 1}"
-    )
-
-
 def render(cfg: DictConfig) -> Path:
     """Draw what cfg.mode asks for from cfg.ckpt_path and save it to cfg.out; returns the path."""
     check_sample_config(cfg)
     path = resolve_checkpoint(cfg.ckpt_path)
     model, ckpt = load_model(path)
-    label = label_index(cfg.label, model, class_names(ckpt))
+    label = class_index(cfg.label, model.num_classes, class_names(ckpt))
     if cfg.mode == "samples":
         density = choose_density(cfg, model, path, ckpt)
         t = draw_temperature(density, cfg.temperature, cfg.density.temperature)

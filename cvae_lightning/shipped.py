@@ -27,7 +27,7 @@ from cvae_lightning.loading import (
     load_model,
     resolve_checkpoint,
 )
-from cvae_lightning.runs import PROJECT_ROOT
+from cvae_lightning.runs import PROJECT_ROOT, project_relative
 
 SHIPPED = PROJECT_ROOT / "weights" / "mnist_cvae" / "model.ckpt"
 # What a checkpoint needs to be loaded and sampled from; Lightning's loop, optimizer and RNG
@@ -82,11 +82,11 @@ def readme_pictures(
     }
     for name, image in pictures.items():
         atomic_write(out / name, lambda f, image=image: save_image(image, f, format="png"))
-    shown = (
-        path.resolve().relative_to(PROJECT_ROOT)
-        if path.resolve().is_relative_to(PROJECT_ROOT)
-        else path
-    )
-    made = {"checkpoint": str(shown), "density": best, "temperature": temperature, "seed": seed}
+    made = {
+        "checkpoint": project_relative(path),
+        "density": best,
+        "temperature": temperature,
+        "seed": seed,
+    }
     (out / "pictures.json").write_text(json.dumps(made, indent=1))
     return [out / name for name in pictures]

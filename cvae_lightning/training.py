@@ -14,7 +14,7 @@ from torch.utils.tensorboard.summary import hparams
 
 from cvae_lightning.callbacks import tensorboard_writers
 from cvae_lightning.checkpointing import SaveOnInterrupt, latest_checkpoint
-from cvae_lightning.data import make_source, resolve_channels
+from cvae_lightning.data import resolve_channels, source_from
 from cvae_lightning.errors import ConfigError, Interrupted
 from cvae_lightning.evaluation import evaluate
 from cvae_lightning.loading import (
@@ -140,15 +140,14 @@ def adopt_data(cfg: DictConfig) -> None:
     becomes the number, and the model learns the classes (their count for a conditional
     model, their names for pictures and `sample.py label=...`). A conditional model needs
     labelled data."""
-    d = cfg.data
-    source = make_source(d.name, d.root, d.get("path"), d.verify, d.get("val_fraction", 0.1))
+    source = source_from(cfg.data)
     classes = source.classes
     with open_dict(cfg):
-        cfg.data.channels = resolve_channels(source, d.channels, d.cache_dir)
+        cfg.data.channels = resolve_channels(source, cfg.data.channels, cfg.data.cache_dir)
     if cfg.model.get("conditional") and not classes:
-        where = f"data.path={cfg.data.path}" if cfg.data.name == "folder" else cfg.data.name
         raise ConfigError(
-            f"model.conditional=true needs labelled images, and {where} has no classes: put "
+            f"model.conditional=true needs labelled images, and {source.described} has no "
+            "classes: put "
             "the images in class subfolders (DIR/<class>/...), or set model.conditional=false"
         )
     with open_dict(cfg):

@@ -98,7 +98,7 @@ def test_conditional_colour_model_swaps_the_class_and_keeps_the_style(colour):
     assert np.array_equal(red, colour.decode(z, 2))  # a class by name or by index
     grid = colour.sample(count=6)  # one row per class
     assert grid.shape[2] == 3
-    with pytest.raises(ConfigError, match="label=purple is not one of"):
+    with pytest.raises(ConfigError, match="label=purple is invalid for this checkpoint"):
         colour.decode(z, "purple")
 
 

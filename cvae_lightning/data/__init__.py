@@ -16,6 +16,20 @@ SOURCES = ("mnist", "fashion_mnist", "kmnist", "cifar10", "celeba", "folder")
 CHANNELS = ("auto", 1, 3)
 
 
+def check_source_name(name: str) -> None:
+    """Refuse an unknown data.name before any work."""
+    if name not in SOURCES:
+        raise DatasetError(f"data.name={name!r} is unknown: choose one of {', '.join(SOURCES)}")
+
+
+def source_from(data) -> Source:
+    """The source a data config (or a run's saved data settings) describes."""
+    return make_source(
+        data["name"], data.get("root"), data.get("path"), data.get("verify", True),
+        data.get("val_fraction", 0.1),
+    )  # fmt: skip
+
+
 def make_source(
     name: str,
     root: str | Path | None = None,
@@ -41,7 +55,8 @@ def make_source(
         from cvae_lightning.data.folder import ImageFolder
 
         return ImageFolder(path, val_fraction)
-    raise DatasetError(f"data.name={name!r} is unknown: choose one of {', '.join(SOURCES)}")
+    check_source_name(name)
+    raise AssertionError(f"no reader for {name}")  # SOURCES and the readers above disagree
 
 
 def resolve_channels(source: Source, channels: int | str, cache_dir=None) -> int:

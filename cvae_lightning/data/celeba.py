@@ -10,7 +10,7 @@ from torchvision.datasets import CelebA as TorchvisionCelebA
 from torchvision.datasets.utils import check_md5
 
 from cvae_lightning.data.cache import FilePlan
-from cvae_lightning.data.source import Source
+from cvae_lightning.data.source import Source, file_record, fingerprint_of
 from cvae_lightning.errors import DatasetError
 
 PARTITION = "list_eval_partition.txt"
@@ -19,7 +19,7 @@ SPLITS = {True: "0", False: "2"}
 
 
 class CelebA(Source):
-    key, colour, classes = "celeba", True, []
+    key, described, colour, classes = "celeba", "data=celeba", True, []
 
     def __init__(self, root: str | Path, verify: bool = True):
         self.root, self.verify = Path(root), verify
@@ -40,6 +40,7 @@ class CelebA(Source):
                     "replace it with the original file, or set data.verify=false"
                 )
         self.partition = self._read_partition()
+        self._fingerprint: str | None = None
 
     def _read_partition(self) -> dict[str, list[str]]:
         splits: dict[str, list[str]] = {"0": [], "1": [], "2": []}
@@ -56,9 +57,15 @@ class CelebA(Source):
         return splits
 
     def fingerprint(self) -> str:
-        from cvae_lightning.data.folder import scan_fingerprint
+        """Every image's name, size and time, walked once per source (~200,000 files)."""
+        if self._fingerprint is None:
+            from cvae_lightning.data.folder import image_files
 
-        return scan_fingerprint(self.images, [self.folder / PARTITION])
+            partition = self.folder / PARTITION
+            records = [file_record(str(partition), partition.stat())]
+            records += [file_record(rel, st) for rel, st in sorted(image_files(self.images))]
+            self._fingerprint = fingerprint_of(records)
+        return self._fingerprint
 
     def plan(self, train: bool) -> FilePlan:
         files = self.partition[SPLITS[train]]

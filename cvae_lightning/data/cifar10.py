@@ -18,7 +18,7 @@ from cvae_lightning.errors import DatasetError
 class Cifar10(Source):
     """The 50,000 training and 10,000 test images, 32x32 RGB, 10 classes."""
 
-    key, colour = "cifar10", True
+    key, described, colour = "cifar10", "data=cifar10", True
 
     def __init__(self, root: str | Path, verify: bool = True):
         self.root, self.verify = Path(root), verify

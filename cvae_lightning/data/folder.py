@@ -15,7 +15,7 @@ import numpy as np
 
 from cvae_lightning.data.cache import FilePlan
 from cvae_lightning.data.decode import has_colour, is_image_file
-from cvae_lightning.data.source import Source
+from cvae_lightning.data.source import Source, file_record, fingerprint_of
 from cvae_lightning.errors import DatasetError
 
 log = logging.getLogger(__name__)
@@ -47,17 +47,6 @@ def image_files(folder: Path) -> list[tuple[str, os.stat_result]]:
     return out
 
 
-def scan_fingerprint(folder: Path, extra_files: list[Path] = (), *extra) -> str:
-    """A hash of every image file's path, size and modification time under `folder`."""
-    h = hashlib.sha1(repr(extra).encode())
-    for p in extra_files:
-        st = p.stat()
-        h.update(f"{p}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-    for rel, st in sorted(image_files(folder)):
-        h.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-    return h.hexdigest()
-
-
 def _order(rel: str) -> tuple[str, str]:
     # By file name first: files named by index keep their order across class folders.
     return (Path(rel).name, rel)
@@ -81,6 +70,7 @@ class ImageFolder(Source):
                 "(class subfolders become labels)"
             )
         self.path, self.val_fraction = Path(path).expanduser(), val_fraction
+        self.described = f"data.path={path}"
         if not self.path.is_dir():
             raise DatasetError(
                 f"data.path={self.path} does not exist or is not a folder: point data.path at a "
@@ -129,7 +119,7 @@ class ImageFolder(Source):
                 ignored += 1  # outside every class folder
                 continue
             label = index[top] if self.classes else -1
-            found.append((_order(rel), rel, label, f"{rel}\0{st.st_size}\0{st.st_mtime_ns}"))
+            found.append((_order(rel), rel, label, file_record(rel, st)))
         if ignored:
             log.warning(
                 f"{ignored} image file(s) in {folder} are outside the class folders "
@@ -160,10 +150,8 @@ class ImageFolder(Source):
         return pick(True), pick(False)
 
     def fingerprint(self) -> str:
-        h = hashlib.sha1(repr(("folder", self.layout, self.val_fraction)).encode())
-        for part in (self.train, self.test):
-            h.update("\n".join(part.stats).encode() + b"\n--\n")
-        return h.hexdigest()
+        records = [*self.train.stats, "--", *self.test.stats]
+        return fingerprint_of(records, "folder", self.layout, self.val_fraction)
 
     def plan(self, train: bool) -> FilePlan:
         part = self.train if train else self.test

@@ -26,6 +26,7 @@ class GzDataset(Source):
 
     def __init__(self, name: str, root: str | Path, verify: bool = True):
         self.key, self.root, self.verify, self.cls = name, Path(root), verify, DATASETS[name]
+        self.described = f"data={name}"
         self.folder = self.root / self.cls.__name__ / "raw"
         # MNIST's class names are its digits; the others' are torchvision's names.
         self.classes = [str(i) for i in range(10)] if name == "mnist" else list(self.cls.classes)

@@ -4,16 +4,20 @@ files, and each split as arrays or as image files."""
 from __future__ import annotations
 
 import hashlib
+import os
+from collections.abc import Iterable
 from pathlib import Path
 
 from cvae_lightning.data.cache import ArrayPlan, FilePlan
 
 
 class Source:
-    """A dataset on disk. `key` names its caches; `colour` is None where only the files can
-    tell (a folder); `classes` is [] for unlabelled data."""
+    """A dataset on disk. `key` names its caches; `described` names it for messages (the
+    config key that chose it); `colour` is None where only the files can tell (a folder);
+    `classes` is [] for unlabelled data."""
 
     key: str
+    described: str
     colour: bool | None
     classes: list[str]
 
@@ -30,10 +34,19 @@ class Source:
         return bool(self.colour)
 
 
-def stat_fingerprint(paths: list[Path], *extra) -> str:
-    """A hash of the files' names, sizes and modification times (and `extra` settings)."""
+def file_record(name: str, st: os.stat_result) -> str:
+    """What a fingerprint knows of one file: its name, size and modification time."""
+    return f"{name}\0{st.st_size}\0{st.st_mtime_ns}"
+
+
+def fingerprint_of(records: Iterable[str], *extra) -> str:
+    """A hash of file records (and `extra` settings): changes when any file does."""
     h = hashlib.sha1(repr(extra).encode())
-    for p in paths:
-        st = p.stat()
-        h.update(f"{p.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    for record in records:
+        h.update(f"{record}\n".encode())
     return h.hexdigest()
+
+
+def stat_fingerprint(paths: list[Path], *extra) -> str:
+    """The fingerprint of a few named files."""
+    return fingerprint_of((file_record(p.name, p.stat()) for p in paths), *extra)
