@@ -14,7 +14,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from cvae_lightning import explore
-from cvae_lightning.data.resize import resize_square, to_channels
+from cvae_lightning.data.decode import image_array, resized
 from cvae_lightning.densities import Fitter, LatentDensity, draw_temperature
 from cvae_lightning.density_store import (
     best_density,
@@ -175,16 +175,10 @@ class Explorer:
         """A drawing or an upload (H, W[, 1|3|4]) uint8 -> (C, S, S) in [0, 1], made like the
         training data: alpha on white, the model's channels, shorter side resized and centre
         cropped; a light drawing is inverted when the data is light-on-dark (MNIST)."""
-        a = np.asarray(image)
-        if a.ndim == 2:
-            a = a[:, :, None]
-        a = a.astype(np.float32)
-        if a.shape[2] in (2, 4):  # flatten the alpha channel on white
-            alpha = a[:, :, -1:] / 255.0
-            a = a[:, :, :-1] * alpha + 255.0 * (1 - alpha)
-        x = torch.from_numpy(np.rint(a).astype(np.uint8)).permute(2, 0, 1)[None]
-        x = to_channels(x if x.shape[1] in (1, 3) else x[:, :1], self.model.channels)
-        x = resize_square(x, self.test_x.shape[-1])[0].float().div(255)
+        a = np.asarray(image, np.uint8)
+        picture = Image.fromarray(a[:, :, 0] if a.ndim == 3 and a.shape[2] == 1 else a)
+        a = image_array(picture, self.model.channels)  # as a file of the data would be read
+        x = resized(a, self.test_x.shape[-1]).float().div(255)
         if self.dark_background and x.mean() > 0.5:
             x = 1 - x
         return x

@@ -58,6 +58,12 @@ def read_image(path: Path, channels: int) -> np.ndarray:
         img.seek(0)
         img = ImageOps.exif_transpose(img)
         img.load()
+    return image_array(img, channels)
+
+
+def image_array(img: Image.Image, channels: int) -> np.ndarray:
+    """A Pillow image as (H, W, channels) uint8, as every file is read: palette and alpha
+    flattened on white, 16-bit scaled, CMYK to RGB, then grey or RGB."""
     if img.mode == "P":
         img = img.convert("RGBA") if "transparency" in img.info else img.convert("RGB")
     if img.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
@@ -71,5 +77,9 @@ def read_image(path: Path, channels: int) -> np.ndarray:
 
 def decode_resized(path: Path, channels: int, size: int) -> torch.Tensor:
     """One file as (channels, size, size) uint8, resized like every other source."""
-    a = torch.from_numpy(read_image(path, channels))
-    return resize_square(a.permute(2, 0, 1)[None], size)[0]
+    return resized(read_image(path, channels), size)
+
+
+def resized(a: np.ndarray, size: int) -> torch.Tensor:
+    """(H, W, C) uint8 -> (C, size, size) uint8, resized like every other source."""
+    return resize_square(torch.from_numpy(a).permute(2, 0, 1)[None], size)[0]
