@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import torch
-from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 from torchvision.utils import make_grid, save_image
 
@@ -18,6 +18,7 @@ from cvae_lightning.captions import label_rows
 from cvae_lightning.explore import class_rows
 from cvae_lightning.files import atomic_write
 from cvae_lightning.model import count_parameters
+from cvae_lightning.trackers import log_image, tensorboard_writers
 
 # Hydra routes this logger to the console and to the run's train.log.
 log = logging.getLogger(__name__)
@@ -93,16 +94,10 @@ class ReferenceConsoleLog(L.Callback):
         log.info(line)
 
 
-def tensorboard_writers(trainer: L.Trainer) -> list:
-    """The SummaryWriters of the run's TensorBoard loggers (none when logging is off)."""
-    return [lg.experiment for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
-
-
 def emit_image(trainer: L.Trainer, dirpath: Path, tag: str, image: torch.Tensor, name: str) -> None:
-    """Save an image grid as dirpath/name (atomically) and log it to TensorBoard."""
+    """Save an image grid as dirpath/name (atomically) and show it in the run's trackers."""
     atomic_write(dirpath / name, lambda f: save_image(image, f, format="png"))
-    for writer in tensorboard_writers(trainer):
-        writer.add_image(tag, image, global_step=trainer.current_epoch)
+    log_image(trainer, tag, image)
 
 
 class ImageGridLogger(L.Callback):
@@ -231,8 +226,8 @@ class LatentExplorer(L.Callback):
             ax.scatter(mu[:, 0], mu[:, 1], s=6)
         ax.set(xlabel="z[0]", ylabel="z[1]", title="posterior means of test images")
         fig.tight_layout()
-        self.dirpath.mkdir(parents=True, exist_ok=True)
-        fig.savefig(self.dirpath / "latent_scatter.png")
-        for writer in tensorboard_writers(trainer):
-            writer.add_figure("latent/scatter", fig, global_step=trainer.current_epoch, close=False)
+        fig.canvas.draw()
+        rgb = torch.from_numpy(np.asarray(fig.canvas.buffer_rgba())[..., :3].copy())
         plt.close(fig)
+        image = rgb.permute(2, 0, 1).float().div(255)
+        emit_image(trainer, self.dirpath, "latent/scatter", image, "latent_scatter.png")

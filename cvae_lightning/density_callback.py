@@ -9,11 +9,12 @@ import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_only
 
-from cvae_lightning.callbacks import emit_image, tensorboard_writers
+from cvae_lightning.callbacks import emit_image
 from cvae_lightning.captions import title_parts
 from cvae_lightning.densities import Fitter, draw_temperature
 from cvae_lightning.density_store import best_density, fit_for_model, save_densities
 from cvae_lightning.explore import sample_grid
+from cvae_lightning.trackers import log_scalars
 
 log = logging.getLogger(__name__)
 
@@ -59,9 +60,7 @@ class FitLatentDensities(L.Callback):
                 f"density {name}: fitted on {record['images']} codes in {r['fit_seconds']:.1f}s, "
                 f"test-code log-likelihood {r['test_log_likelihood']:.3f}"
             )
-            for writer in tensorboard_writers(trainer):
-                for key, value in r.items():
-                    writer.add_scalar(f"density/{name}/{key}", value, trainer.global_step)
+            log_scalars(trainer, {f"density/{name}/{key}": value for key, value in r.items()})
         best, why = best_density(record)
         log.info(f"wrote {self.path}; best density: {best} ({why})")
         self._pictures(trainer, model, densities, best)

@@ -19,6 +19,7 @@ from cvae_lightning.densities import KINDS, Codes, Fitter, LatentDensity, fit_al
 from cvae_lightning.errors import ConfigError, DensityFileError
 from cvae_lightning.explore import latent_codes
 from cvae_lightning.files import atomic_write
+from cvae_lightning.hub_layout import DENSITIES, read_densities, write_densities
 from cvae_lightning.model import CVAE
 from cvae_lightning.runs import shipped_fix
 
@@ -28,8 +29,10 @@ log = logging.getLogger(__name__)
 
 
 def density_path(ckpt: str | Path) -> Path:
-    """Where a checkpoint's densities live: densities.pt in the same folder."""
-    return Path(ckpt).parent / FILENAME
+    """Where a checkpoint's densities live: densities.pt in the same folder (a Hub-layout
+    model's model.safetensors: densities.safetensors)."""
+    ckpt = Path(ckpt)
+    return ckpt.parent / (DENSITIES if ckpt.suffix == ".safetensors" else FILENAME)
 
 
 def eval_dir(ckpt: str | Path) -> Path:
@@ -71,6 +74,8 @@ def save_densities(
         "step": step, **record,
         "densities": {name: d.state() for name, d in densities.items()},
     }  # fmt: skip
+    if Path(path).suffix == ".safetensors":
+        return write_densities(path, blob)
     atomic_write(Path(path), lambda f: torch.save(blob, f))
     return Path(path)
 
@@ -88,7 +93,10 @@ def load_densities(
         f"delete {path} to have it fitted anew, or restore the file that came with the run"
     )
     try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
+        if path.suffix == ".safetensors":
+            blob = read_densities(path)
+        else:
+            blob = torch.load(path, map_location="cpu", weights_only=True)
         assert isinstance(blob, dict) and blob.get("format") == FORMAT, "not a densities file"
         densities = {n: KINDS[s["kind"]].from_state(s) for n, s in blob["densities"].items()}
     except Exception as e:  # any unusable file is the same problem for the user

@@ -46,6 +46,12 @@ class DiskFullError(UserError):
     exit_code = 1
 
 
+class ExportError(UserError):
+    """An exported graph that does not compute what the model does; nothing was kept."""
+
+    exit_code = 1
+
+
 class Interrupted(UserError):
     """Ctrl-C stopped training; the message names the saved checkpoint and how to resume."""
 

@@ -15,6 +15,7 @@ from cvae_lightning.data import load_split, source_from
 from cvae_lightning.data.cache import Split
 from cvae_lightning.data.source import Source
 from cvae_lightning.errors import CheckpointError, ConfigError
+from cvae_lightning.hub_layout import WEIGHTS, is_layout, read_model
 from cvae_lightning.model import CVAE
 from cvae_lightning.runs import PROJECT_ROOT, shipped_fix
 
@@ -33,15 +34,21 @@ DEFAULTS = {"conditional": False}
 
 
 def resolve_checkpoint(path: str | Path) -> Path:
-    """A checkpoint file, or a run dir (or its checkpoints/ folder) -> the file to use."""
+    """A checkpoint file, a run dir (or its checkpoints/ folder), or a folder in the Hub
+    layout (config.json + model.safetensors) -> the file to use."""
     path = Path(path).expanduser()
     if path.is_dir():
+        if is_layout(path):
+            return path / WEIGHTS
         for candidate in (path / "checkpoints" / "last.ckpt", path / "last.ckpt"):
             if candidate.is_file():
                 return candidate
+        fix = shipped_fix(path) or (
+            "pass a .ckpt file, the run directory of a run that saved one, or a saved model"
+        )
         raise CheckpointError(
-            f"ckpt_path={path} is a folder without checkpoints/last.ckpt: "
-            "pass a .ckpt file or the run directory of a run that saved one"
+            f"ckpt_path={path} is a folder without checkpoints/last.ckpt or model.safetensors "
+            f"with its config.json: {fix}"
         )
     if not path.is_file():
         fix = shipped_fix(path) or "pass a .ckpt file or a run dir"
@@ -50,9 +57,13 @@ def resolve_checkpoint(path: str | Path) -> Path:
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Load with weights_only=True; anything unreadable becomes one clear error."""
+    """Load with weights_only=True (or a Hub-layout folder's model.safetensors with its
+    config.json); anything unreadable becomes one clear error."""
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        if Path(path).suffix == ".safetensors":
+            ckpt = read_model(path)
+        else:
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
         fix = shipped_fix(path) or "use another one"
         raise CheckpointError(

@@ -171,7 +171,8 @@ class CVAE(nn.Module):
         self, x: torch.Tensor, y: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(mu, logvar) of q(z|x[,y]), each (B, latent)."""
-        return self.encoder(x, self.one_hot(y, len(x)))
+        # x.shape[0], not len(x): torch.export (ONNX) keeps the batch size symbolic
+        return self.encoder(x, self.one_hot(y, x.shape[0]))
 
     def encode(
         self, x: torch.Tensor, y: torch.Tensor | None = None
@@ -181,7 +182,7 @@ class CVAE(nn.Module):
         return reparameterize(mu, logvar), mu, logvar
 
     def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        return self.decoder(z, self.one_hot(y, len(z)))
+        return self.decoder(z, self.one_hot(y, z.shape[0]))
 
     @torch.no_grad()
     def sample(

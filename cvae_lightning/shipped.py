@@ -1,5 +1,6 @@
-"""The trained model that ships in weights/: exported from a run (weights only, under 1 MB,
-with its fitted latent densities), and the README's pictures drawn from it. Plain PyTorch."""
+"""The trained model that ships in weights/: exported from a run in the Hub layout (weights
+only, under 1 MB, with its fitted latent densities), and the README's pictures drawn from it.
+Plain PyTorch."""
 
 from __future__ import annotations
 
@@ -8,16 +9,9 @@ import logging
 from pathlib import Path
 
 import torch
-from omegaconf import OmegaConf
 from torchvision.utils import make_grid, save_image
 
-from cvae_lightning.density_store import (
-    best_density,
-    density_path,
-    eval_dir,
-    load_densities,
-    save_densities,
-)
+from cvae_lightning.density_store import best_density, density_path, eval_dir, load_densities
 from cvae_lightning.errors import CheckpointError
 from cvae_lightning.explore import posterior_means, sample_grid
 from cvae_lightning.files import atomic_write
@@ -27,31 +21,25 @@ from cvae_lightning.loading import (
     load_model,
     resolve_checkpoint,
 )
+from cvae_lightning.pretrained import SHIPPED, fitted_temperature, load_pretrained
 from cvae_lightning.runs import PROJECT_ROOT, project_relative
 
-SHIPPED = PROJECT_ROOT / "weights" / "mnist_cvae" / "model.ckpt"
-# What a checkpoint needs to be loaded and sampled from; Lightning's loop, optimizer and RNG
-# state are left behind (they are for resuming, and triple the size).
-KEPT = ("hyper_parameters", "datamodule_hyper_parameters", "global_step", "epoch")
 log = logging.getLogger(__name__)
 
 
 def export_model(run: str | Path, out: Path = SHIPPED) -> Path:
-    """Write the run's last checkpoint, weights only, to `out` and its densities.pt beside it,
-    recording the best density (by the run's eval/metrics.json if eval has run)."""
+    """Write the run's last checkpoint with its fitted densities to `out` in the Hub layout
+    (weights only: the optimizer and loop state are for resuming), recording the best density
+    (by the run's eval/metrics.json if eval has run)."""
     ckpt_path = resolve_checkpoint(run)
-    model, ckpt = load_model(ckpt_path)
-    weights = {k: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
-    slim = {"state_dict": weights, **{k: ckpt[k] for k in KEPT if k in ckpt}}
-    densities_file = density_path(ckpt_path)
-    if not densities_file.is_file():
-        raise CheckpointError(f"{densities_file} does not exist: export a run that fitted one")
-    densities, record = load_densities(densities_file, model, ckpt.get("global_step"))
-    best, why = best_density(record, eval_dir(ckpt_path) / "metrics.json")
-    atomic_write(out, lambda f: torch.save(slim, f))
-    save_densities(density_path(out), densities, model, record["step"], {**record, "best": best})
-    log.info(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB) and {density_path(out)}")
-    log.info(f"best density: {best} ({why})")
+    if not density_path(ckpt_path).is_file():
+        raise CheckpointError(
+            f"{density_path(ckpt_path)} does not exist: export a run that fitted its densities"
+        )
+    vae = load_pretrained(ckpt_path)
+    vae.save_pretrained(out)
+    size = sum(p.stat().st_size for p in out.glob("*.safetensors")) / 1e6
+    log.info(f"wrote {out} ({size:.2f} MB of weights and densities); best density: {vae.best}")
     return out
 
 
@@ -64,7 +52,7 @@ def readme_pictures(
     """reconstructions.png (test images over their reconstructions) and standard_vs_fitted.png
     (64 samples of z ~ N(0, I) beside 64 of the best stored density, at `temperature`)."""
     if temperature is None:  # the density group's default, as sample.py uses it
-        temperature = OmegaConf.load(PROJECT_ROOT / "conf" / "density" / "default.yaml").temperature
+        temperature = fitted_temperature()
     path = resolve_checkpoint(ckpt)
     model, ckpt_dict = load_model(path)
     densities, record = load_densities(density_path(path), model)

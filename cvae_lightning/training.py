@@ -12,7 +12,6 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 from torch.utils.tensorboard.summary import hparams
 
-from cvae_lightning.callbacks import tensorboard_writers
 from cvae_lightning.checkpointing import SaveOnInterrupt, latest_checkpoint
 from cvae_lightning.data import resolve_channels, source_from
 from cvae_lightning.errors import ConfigError, Interrupted
@@ -26,6 +25,13 @@ from cvae_lightning.loading import (
 )
 from cvae_lightning.precision import AUTO, choose_precision
 from cvae_lightning.runs import is_multirun
+from cvae_lightning.trackers import (
+    build_loggers,
+    log_config,
+    log_run_end,
+    log_scalars,
+    tensorboard_writers,
+)
 from cvae_lightning.validation import check_config
 
 # What the user cannot act on stays off the console: Lightning's advice on the step-logging
@@ -42,10 +48,6 @@ log = logging.getLogger(__name__)
 
 def build_callbacks(cfg: DictConfig) -> list[L.Callback]:
     return [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
-
-
-def build_loggers(cfg: DictConfig) -> list:
-    return [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
 
 
 def flat_hparams(cfg: DictConfig) -> dict[str, float | int | str | bool]:
@@ -107,10 +109,13 @@ def train(cfg: DictConfig, extra_callbacks: list[L.Callback] | None = None) -> d
     L.seed_everything(cfg.seed, workers=True)
     # TF32 matmuls on Ampere+ GPUs: same results to ~1e-3, much faster; no effect on CPU.
     torch.set_float32_matmul_precision("high")
+    loggers = build_loggers(cfg)  # a missing tracker package fails here, before the run
     model = instantiate(cfg.model)
     callbacks = build_callbacks(cfg) + list(extra_callbacks or [])
-    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=build_loggers(cfg))
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
     save_resolved_config(cfg)
+    if trainer.is_global_zero:
+        log_config(trainer, flat_hparams(cfg))
 
     try:
         trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
@@ -132,6 +137,8 @@ def train(cfg: DictConfig, extra_callbacks: list[L.Callback] | None = None) -> d
                 out=Path(cfg.paths.output) / "eval", seed=cfg.seed,
             )  # fmt: skip
             metrics.update({f"eval/{k}": v for k, v in results.items()})
+            log_scalars(trainer, {k: v for k, v in metrics.items() if k.startswith("eval/")})
+        log_run_end(trainer, metrics, Path(cfg.paths.output))
     return metrics
 
 

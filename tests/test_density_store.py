@@ -37,7 +37,8 @@ def test_callback_fits_every_density_and_pictures_the_best(trained_run):
     with Image.open(out / "images" / f"samples_standard_vs_{best}.png") as im:
         assert im.size[0] == 2 * (2 + 8 * 18) + 16  # N(0, I) | gap | fitted
         band = im.size[1] - (2 + 8 * 18)  # a white band on top says which side is which
-        assert band > 10 and min(im.convert("L").crop((0, 0, im.size[0], band)).getdata()) < 100
+        title = im.convert("L").crop((0, 0, im.size[0], band))
+        assert band > 10 and min(title.get_flattened_data()) < 100
     events = read_events(out)
     assert {"images/samples_fitted", "images/standard_vs_fitted"} <= set(events.Tags()["images"])
     assert "density/gmm/test_log_likelihood" in events.Tags()["scalars"]

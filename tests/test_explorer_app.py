@@ -19,7 +19,7 @@ from conftest import user_error
 gradio_client = pytest.importorskip("gradio_client", reason="the app extra is not installed")
 from cvae_lightning.explorer_app import build_page, load_explorer, serve  # noqa: E402
 
-SHIPPED = PROJECT_ROOT / "weights" / "mnist_cvae" / "model.ckpt"
+SHIPPED = PROJECT_ROOT / "weights" / "mnist_cvae"
 
 
 def app_config(*overrides: str):

@@ -65,7 +65,7 @@ def test_interpolation_and_traversal(ckpt, tmp_path, cache_dir):
         # one row per latent dimension (8), each named (z[0] ...) in a margin on the left
         assert im.size[1] == 2 + 8 * 18 and im.size[0] > 2 + 6 * 18
         margin = im.convert("L").crop((0, 0, im.size[0] - (2 + 6 * 18), im.size[1]))
-        assert min(margin.getdata()) < 100  # dark text on the white margin
+        assert min(margin.get_flattened_data()) < 100  # dark text on the white margin
 
 
 def test_densities_are_seeded_and_differ_from_the_standard_one(ckpt, tmp_path, cache_dir):
