@@ -47,9 +47,11 @@ def shipped_fix(path: str | Path) -> str | None:
 
 def register_resolvers() -> None:
     """`${project_root:}` (conf/paths) finds the data from any working directory;
-    `${dirname:...}` names sweep job folders. Entry scripts and tests call this once."""
+    `${dirname:...}` names sweep job folders; `${relative:PATH}` is a path as results record it
+    (trackers name their runs by the run folder). Entry scripts and tests call this once."""
     OmegaConf.register_new_resolver("project_root", lambda: str(PROJECT_ROOT), replace=True)
     OmegaConf.register_new_resolver("dirname", short_dirname, replace=True)
+    OmegaConf.register_new_resolver("relative", project_relative, replace=True)
 
 
 def is_multirun() -> bool:

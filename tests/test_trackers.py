@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import csv
 import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
 
+import httpx
 import pytest
 from lightning_utilities.core.imports import RequirementCache
 from omegaconf import open_dict
@@ -33,14 +38,18 @@ def tracker_cfg(tmp_path, cache_dir, *overrides, logger="many"):
     return cfg
 
 
-def test_logger_many_feeds_every_tracker_metrics_config_images_and_final_results(
-    tmp_path, cache_dir
-):
+@pytest.fixture(scope="module")
+def many_run(tmp_path_factory, cache_dir):
+    """A tiny run logged to every tracker at once, with test=true (eval.py's results too)."""
+    tmp_path = tmp_path_factory.mktemp("trackers")
+    cfg = tracker_cfg(tmp_path, cache_dir, "test=true")
+    return cfg, train(cfg), tmp_path / "run"
+
+
+def test_logger_many_feeds_every_tracker_metrics_config_images_and_final_results(many_run):
     import mlflow
 
-    cfg = tracker_cfg(tmp_path, cache_dir, "test=true")
-    metrics = train(cfg)
-    run = tmp_path / "run"
+    cfg, metrics, run = many_run
 
     # CSV: one row per epoch with the validation loss, and eval.py's results at the end.
     rows = list(csv.DictReader((run / "csv" / "metrics.csv").open()))
@@ -54,7 +63,7 @@ def test_logger_many_feeds_every_tracker_metrics_config_images_and_final_results
     client = mlflow.MlflowClient(cfg.logger.mlflow.tracking_uri)
     (found,) = client.search_runs([client.get_experiment_by_name("cvae-lightning").experiment_id])
     assert found.info.status == "FINISHED"
-    assert found.data.tags["run_dir"] == str(run)
+    assert found.data.tags["run_dir"] == str(run) == found.info.run_name
     history = client.get_metric_history(found.info.run_id, "val/loss")
     assert [m.value for m in history] == pytest.approx(val)
     assert found.data.params["model.latent"] == str(cfg.model.latent)
@@ -89,6 +98,52 @@ def test_logger_many_feeds_every_tracker_metrics_config_images_and_final_results
         for p in (offline / "files" / "media" / "images").rglob("*.png")
     }
     assert {"images/samples", "images/final", "latent/traversal"} <= media
+
+
+@pytest.mark.slow
+def test_mlflow_ui_shows_the_run_and_its_images(many_run, tmp_path):
+    """`mlflow ui` on the run's store serves the run, its metrics and its pictures (what its
+    pages read, through the same REST API)."""
+    cfg, metrics, run = many_run
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ui = subprocess.Popen(
+        [str(Path(sys.executable).parent / "mlflow"), "ui", "--port", str(port),
+         "--backend-store-uri", cfg.logger.mlflow.tracking_uri],
+        stdout=subprocess.DEVNULL, stderr=(tmp_path / "ui.log").open("w"), cwd=tmp_path,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert ui.poll() is None, (tmp_path / "ui.log").read_text()[-2000:]
+            try:
+                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "mlflow ui did not start in 2 minutes"
+            time.sleep(1)
+        api = f"{base}/api/2.0/mlflow"
+        experiment = httpx.get(
+            f"{api}/experiments/get-by-name", params={"experiment_name": "cvae-lightning"}
+        ).json()["experiment"]
+        (found,) = httpx.post(
+            f"{api}/runs/search", json={"experiment_ids": [experiment["experiment_id"]]}
+        ).json()["runs"]
+        shown = {m["key"]: m["value"] for m in found["data"]["metrics"]}
+        assert shown["val/loss"] == pytest.approx(metrics["val/loss"])
+        run_id = found["info"]["run_id"]
+        files = httpx.get(
+            f"{api}/artifacts/list", params={"run_id": run_id, "path": "images"}
+        ).json()["files"]
+        png = next(f["path"] for f in files if f["path"].endswith(".png"))
+        image = httpx.get(f"{base}/get-artifact", params={"path": png, "run_uuid": run_id})
+        assert image.status_code == 200 and image.content[:8] == b"\x89PNG\r\n\x1a\n"
+    finally:
+        ui.terminate()
+        ui.wait(timeout=30)
 
 
 def test_a_missing_tracker_package_names_the_extra(monkeypatch, capsys, tmp_path, cache_dir):
