@@ -96,6 +96,9 @@ def train(cfg: DictConfig, extra_callbacks: list[L.Callback] | None = None) -> d
     `extra_callbacks` join those of the config (benchmarks and tests use it to look inside).
     """
     check_config(cfg, multirun=is_multirun())
+    # A missing tracker package or an unreachable server fails here, before any other work
+    # (the loggers start their runs lazily, on the first thing logged).
+    loggers = build_loggers(cfg)
     adopt_data(cfg)
     datamodule = instantiate(cfg.data)
     datamodule.prepare_data()  # data problems surface before the run writes anything
@@ -109,7 +112,6 @@ def train(cfg: DictConfig, extra_callbacks: list[L.Callback] | None = None) -> d
     L.seed_everything(cfg.seed, workers=True)
     # TF32 matmuls on Ampere+ GPUs: same results to ~1e-3, much faster; no effect on CPU.
     torch.set_float32_matmul_precision("high")
-    loggers = build_loggers(cfg)  # a missing tracker package fails here, before the run
     model = instantiate(cfg.model)
     callbacks = build_callbacks(cfg) + list(extra_callbacks or [])
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
