@@ -136,6 +136,8 @@ def log_run_end(trainer: L.Trainer, final: Mapping[str, float], out: Path) -> No
             for path in filter(Path.is_file, files):
                 folder = path.parent.relative_to(out).as_posix()
                 lg.experiment.log_artifact(lg.run_id, str(path), None if folder == "." else folder)
+            # Lightning ends the run after fit; the test and eval.py's results came later.
+            lg.experiment.set_terminated(lg.run_id, "FINISHED")
         elif isinstance(lg, WandbLogger):
             lg.experiment.summary.update(dict(final))
             lg.experiment.finish()

@@ -69,6 +69,8 @@ def test_logger_many_feeds_every_tracker_metrics_config_images_and_final_results
     assert found.data.params["model.latent"] == str(cfg.model.latent)
     assert found.data.params["trainer.max_epochs"] == str(cfg.trainer.max_epochs)
     assert found.data.metrics["eval/samples/gmm/fid"] == pytest.approx(fid[0])
+    (fid_logged,) = client.get_metric_history(found.info.run_id, "eval/samples/gmm/fid")
+    assert found.info.end_time >= fid_logged.timestamp  # the run's time covers eval too
     artifacts = {a.path for a in client.list_artifacts(found.info.run_id)}
     assert {"config.yaml", "eval", "images"} <= artifacts
     images = [a.path for a in client.list_artifacts(found.info.run_id, "images")]
