@@ -12,6 +12,7 @@ import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 
@@ -136,6 +137,23 @@ def best_density(record: dict, eval_metrics: Path | None = None) -> tuple[str, s
         return names[0], "the only choice recorded"
     name = max(liks, key=liks.get)
     return name, f"highest test-code log-likelihood ({liks[name]:.2f} nats)"
+
+
+class Stored(NamedTuple):
+    densities: dict[str, LatentDensity]
+    record: dict
+    best: str  # the density to draw from
+    why: str  # why it is the best
+
+
+def stored_densities(ckpt: str | Path, model: CVAE, step: int | None = None) -> Stored | None:
+    """The densities stored beside a checkpoint, the file's record and the best one (lowest
+    FID where eval.py has run on it, ...: best_density); None when none are stored."""
+    path = density_path(ckpt)
+    if not path.is_file():
+        return None
+    densities, record = load_densities(path, model, step)
+    return Stored(densities, record, *best_density(record, eval_dir(ckpt) / "metrics.json"))
 
 
 def densities_for_checkpoint(

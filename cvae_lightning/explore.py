@@ -119,7 +119,6 @@ def sample_grid(
     return _grid(generate(model, n, temperature, g, y, density), nrow)
 
 
-@torch.no_grad()
 def interpolate(
     model: CVAE,
     x_a: torch.Tensor,
@@ -129,6 +128,19 @@ def interpolate(
     y_b: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """A strip from image a to image b through the latent space (posterior means, linearly)."""
+    return _grid(interpolation(model, x_a, x_b, steps, y_a, y_b), nrow=steps)
+
+
+@torch.no_grad()
+def interpolation(
+    model: CVAE,
+    x_a: torch.Tensor,
+    x_b: torch.Tensor,
+    steps: int = 10,
+    y_a: torch.Tensor | None = None,
+    y_b: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The `steps` images (steps, C, S, S) of that strip, on the model's device."""
     mu = posterior_means(model, torch.stack([x_a, x_b]), _pair(y_a, y_b))
     t = torch.linspace(0, 1, steps, device=mu.device)[:, None]
     z = (1 - t) * mu[0] + t * mu[1]
@@ -136,7 +148,7 @@ def interpolate(
     if model.num_classes:  # blend the one-hot labels along with z
         ends = model.one_hot(_pair(y_a, y_b).to(mu.device), 2)
         y = (1 - t) * ends[0] + t * ends[1]
-    return _grid(model.decode(z, y), nrow=steps)
+    return model.decode(z, y)
 
 
 def _pair(a: torch.Tensor | None, b: torch.Tensor | None) -> torch.Tensor | None:

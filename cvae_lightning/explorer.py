@@ -17,11 +17,9 @@ from cvae_lightning import explore
 from cvae_lightning.data.decode import image_array, resized
 from cvae_lightning.densities import Fitter, LatentDensity, draw_temperature
 from cvae_lightning.density_store import (
-    best_density,
     densities_for_checkpoint,
     density_path,
-    eval_dir,
-    load_densities,
+    stored_densities,
 )
 from cvae_lightning.errors import ConfigError
 from cvae_lightning.loading import (
@@ -83,12 +81,11 @@ class Explorer:
         refused here (one CheckpointError/DensityFileError), before any server starts."""
         path = resolve_checkpoint(ckpt_path)
         model, ckpt = load_model(path)
-        stored = density_path(path)
-        if stored.is_file():
-            densities, record = load_densities(stored, model, ckpt.get("global_step"))
-            best, _ = best_density(record, eval_dir(path) / "metrics.json")
+        stored = stored_densities(path, model, ckpt.get("global_step"))
+        if stored is not None:
+            densities, best = stored.densities, stored.best
         else:
-            log.info(f"no {stored}: fitting {auto_fit} on the run's training images")
+            log.info(f"no {density_path(path)}: fitting {auto_fit} on the run's training images")
             densities, _ = densities_for_checkpoint(
                 model, path, ckpt, [auto_fit], fitters,
                 lambda: run_training_images(data, ckpt, 20_000), seed=seed,

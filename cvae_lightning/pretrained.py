@@ -24,11 +24,9 @@ from omegaconf import OmegaConf
 from cvae_lightning import explore
 from cvae_lightning.densities import LatentDensity, draw_temperature
 from cvae_lightning.density_store import (
-    best_density,
     density_path,
-    eval_dir,
-    load_densities,
     save_densities,
+    stored_densities,
 )
 from cvae_lightning.errors import CheckpointError, ConfigError
 from cvae_lightning.files import atomic_write
@@ -170,11 +168,11 @@ class PretrainedVAE:
     ) -> torch.Tensor:
         """`steps` images (steps, C, S, S) from image a to image b along the line between their
         posterior means."""
-        mu = self.encode(torch.stack([self._images(a)[0], self._images(b)[0]]), label)[0]
-        t = torch.linspace(0, 1, steps, device=mu.device)[:, None]
-        z = (1 - t) * mu[0] + t * mu[1]
-        y = None if label is None else self._labels(label, 1).expand(steps)
-        return self.decode(z, y)
+        ends = self._labels(label, 2)  # a conditional model: the same class at both ends
+        y_a, y_b = (None, None) if ends is None else ends
+        strip = explore.interpolation(self.model, self._images(a)[0], self._images(b)[0], steps,
+                                      y_a, y_b)  # fmt: skip
+        return strip.clamp(0, 1)
 
     # -- sharing --------------------------------------------------------------------------
 
@@ -271,15 +269,14 @@ def load_pretrained(
         path = download(str(source), revision)
     ckpt_path = resolve_checkpoint(path)
     model, ckpt = load_model(ckpt_path)
-    densities, best, stored = {}, STANDARD, density_path(ckpt_path)
-    if stored.is_file():
-        densities, record = load_densities(stored, model, ckpt.get("global_step"))
-        best, _ = best_density(record, eval_dir(ckpt_path) / "metrics.json")
-        ckpt["densities"] = record
+    densities, best = {}, STANDARD
+    stored = stored_densities(ckpt_path, model, ckpt.get("global_step"))
+    if stored is not None:
+        densities, best, ckpt["densities"] = stored.densities, stored.best, stored.record
     else:
         log.warning(
-            f"no {stored}: generate() draws from N(0, I); `uv run tools/fit_densities.py "
-            f"{path}` fits the densities that draw better"
+            f"no {density_path(ckpt_path)}: generate() draws from N(0, I); `uv run "
+            f"tools/fit_densities.py {path}` fits the densities that draw better"
         )
     temperature = ckpt.get("config", {}).get("temperature") or fitted_temperature()
     vae = PretrainedVAE(model, densities, best, temperature, ckpt, str(path))

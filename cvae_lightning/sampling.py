@@ -14,11 +14,9 @@ from cvae_lightning import explore
 from cvae_lightning.captions import label_rows
 from cvae_lightning.densities import LatentDensity, draw_temperature
 from cvae_lightning.density_store import (
-    best_density,
     densities_for_checkpoint,
     density_path,
-    eval_dir,
-    load_densities,
+    stored_densities,
 )
 from cvae_lightning.errors import ConfigError
 from cvae_lightning.files import atomic_write
@@ -42,12 +40,13 @@ def choose_density(cfg: DictConfig, model: CVAE, path: Path, ckpt: dict) -> Late
     it (or fits cfg.auto_fit when none is), a name takes that one (fitted now if not stored)."""
     name = cfg.prior
     if name == "auto":
-        stored = density_path(path)
-        if stored.is_file():
-            densities, record = load_densities(stored, model, ckpt.get("global_step"))
-            name, why = best_density(record, eval_dir(path) / "metrics.json")
-            log.info(f"prior=auto: drawing from {name}, the best density in {stored} ({why})")
-            return densities[name]
+        stored = stored_densities(path, model, ckpt.get("global_step"))
+        if stored is not None:
+            log.info(
+                f"prior=auto: drawing from {stored.best}, the best density in "
+                f"{density_path(path)} ({stored.why})"
+            )
+            return stored.densities[stored.best]
         name = cfg.auto_fit
         log.info(f"prior=auto: no stored densities, so drawing from {name}")
 
