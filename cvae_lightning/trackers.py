@@ -34,12 +34,11 @@ def build_loggers(cfg: DictConfig) -> list:
         check_reachable(name, conf)
         try:
             loggers.append(instantiate(conf))
-        except InstantiationException as e:
-            if isinstance(e.__cause__, ModuleNotFoundError | ImportError):
+        except InstantiationException as e:  # Hydra wraps what the logger's __init__ raised
+            # Lightning checks for the tracker's package as the logger is made.
+            if isinstance(e.__cause__, ImportError):
                 raise ConfigError(missing_package(name, conf._target_)) from None
             raise
-        except ModuleNotFoundError:  # Lightning checks for the package as the logger is made
-            raise ConfigError(missing_package(name, conf._target_)) from None
     return loggers
 
 
