@@ -39,10 +39,22 @@ def records(path: str | Path) -> list:
     return out
 
 
-def history(path: str | Path) -> list[dict]:
+def _key(item) -> str:
+    return "/".join(item.nested_key) or item.key
+
+
+def history(logged: list) -> list[dict]:
     """The rows the run logged (wandb.log), each as {key: JSON text of the value}."""
-    rows = []
-    for r in records(path):
-        if r.WhichOneof("record_type") == "history":
-            rows.append({"/".join(i.nested_key) or i.key: i.value_json for i in r.history.item})
-    return rows
+    rows = [r.history.item for r in logged if r.HasField("history")]
+    return [{_key(i): i.value_json for i in items} for items in rows]
+
+
+def summary(logged: list) -> dict:
+    """The run's summary as its updates left it: {key: JSON text of the value}."""
+    updates = [r.summary.update for r in logged if r.HasField("summary")]
+    return {_key(i): i.value_json for items in updates for i in items}
+
+
+def config(logged: list) -> dict:
+    """The run's config: {key: JSON text of the value}."""
+    return {_key(i): i.value_json for r in logged if r.HasField("config") for i in r.config.update}
