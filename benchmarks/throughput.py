@@ -5,11 +5,13 @@
 
 The project side is the real thing: Hydra config -> DataModule, LightningModule, Trainer with the
 TensorBoard logger, console lines and progress bar on. The plain side is the same CVAE and AdamW
-in a bare loop over the same uint8 tensor, timed over the same number of steps after warm-up.
-Hydra overrides after `--` apply to the project side; the plain side copies its precision,
-channels_last and data placement. Each batch size runs in each of `--precisions` (default: fp32
-and the default, `auto`, which is bf16 on CPUs with AMX/AVX512-BF16), and every row also says
-how the project compares with the plain fp32 loop.
+in a bare loop over the same uint8 tensor. On a GPU a second baseline is the same loop with the
+whole step captured in one CUDA graph (the hardware's limit for this model). Every side times
+the same steps after the same warm-up, at every batch size. Hydra overrides after `--` apply to
+the project side; the plain side copies its precision, channels_last and data placement. Each
+batch size runs in each of `--precisions` (default: fp32 and the default, `auto`, which is bf16
+on CPUs with AMX/AVX512-BF16), and every row also says how the project compares with the plain
+fp32 loop.
 """
 
 from __future__ import annotations
@@ -45,23 +47,29 @@ def sync(device: torch.device) -> None:
 
 
 class StepClock(L.Callback):
-    """Times training steps [warmup, end) of the project run; syncs only at those two points."""
+    """Times training steps [warmup, warmup + steps) of the project run, counted by step, not
+    by epoch (an epoch of large batches can be shorter than the warm-up). The clock pauses at
+    epoch ends (their pictures are not per-step cost) and syncs only where it starts or stops.
+    """
 
-    def __init__(self, warmup: int):
-        self.warmup, self.start, self.end, self.images = warmup, None, None, 0
+    def __init__(self, warmup: int, steps: int):
+        self.warmup, self.end_step = warmup, warmup + steps
+        self.seconds, self.images, self.started = 0.0, 0, None
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
-        if batch_idx == self.warmup:
+        if self.started is None and self.warmup <= trainer.global_step < self.end_step:
             sync(pl_module.device)
-            self.start = time.perf_counter()
-        if batch_idx >= self.warmup:
-            self.images += batch[0].shape[0]
+            self.started = time.perf_counter()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
-        # The clock stops at the last step: epoch-end work (image grids) is not per-step cost.
-        if batch_idx + 1 == trainer.num_training_batches:
+        if self.started is None:
+            return
+        self.images += batch[0].shape[0]
+        epoch_ends = batch_idx + 1 == trainer.num_training_batches
+        if epoch_ends or trainer.global_step == self.end_step:
             sync(pl_module.device)
-            self.end = time.perf_counter()
+            self.seconds += time.perf_counter() - self.started
+            self.started = None
 
 
 def compose_project(batch: int, steps: int, out: Path, overrides: list[str]):
@@ -71,8 +79,8 @@ def compose_project(batch: int, steps: int, out: Path, overrides: list[str]):
             "train",
             overrides=[
                 f"data.batch_size={batch}",
-                "trainer.max_epochs=1",
-                f"trainer.limit_train_batches={steps}",
+                "trainer.max_epochs=1000",  # max_steps ends it
+                f"trainer.max_steps={steps}",
                 "trainer.limit_val_batches=0",
                 "callbacks.checkpoint=null",
                 "callbacks.last_checkpoint=null",
@@ -87,14 +95,16 @@ def compose_project(batch: int, steps: int, out: Path, overrides: list[str]):
     return cfg
 
 
-def run_project(cfg, warmup: int) -> float:
-    clock = StepClock(warmup)
+def run_project(cfg, warmup: int, steps: int) -> float:
+    clock = StepClock(warmup, steps)
     train(cfg, extra_callbacks=[clock])
-    return clock.images / (clock.end - clock.start)
+    return clock.images / clock.seconds
 
 
-def run_plain(cfg, device: torch.device, warmup: int, steps: int) -> float:
-    """The same model and optimizer in a bare loop (what a careful user writes by hand)."""
+def run_plain(cfg, device: torch.device, warmup: int, steps: int, graph: bool = False) -> float:
+    """The same model and optimizer in a bare loop (what a careful user writes by hand); with
+    `graph`, the loop a CUDA expert writes: the whole step (uint8 -> float, forward, loss,
+    backward, capturable AdamW) captured once in a CUDA graph and replayed per batch."""
     d, m = cfg.data, cfg.model
     images = load_split(source_from(d), True, d.image_size, d.channels, d.cache_dir).images
     if d.limit:
@@ -105,16 +115,13 @@ def run_plain(cfg, device: torch.device, warmup: int, steps: int) -> float:
     model = CVAE(m.latent, m.max_filters, d.image_size, images.shape[1]).to(device)
     fmt = torch.channels_last if m.channels_last else torch.contiguous_format
     model = model.to(memory_format=fmt)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-5)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-5, capturable=graph)
     bf16 = str(cfg.trainer.precision).startswith("bf16")
     batch = d.batch_size
     order = torch.randperm(len(images)).to(images.device)
-    for i in range(warmup + steps):
-        if i == warmup:
-            sync(device)
-            start = time.perf_counter()
-        j = (i * batch) % (len(images) - batch + 1)
-        x = images[order[j : j + batch]].to(device, non_blocking=True).float().div_(255)
+
+    def step(pixels: torch.Tensor) -> None:
+        x = pixels.to(device, non_blocking=True).float().div_(255)
         x = x.contiguous(memory_format=fmt)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             x_rec, mu, logvar = model(x)
@@ -122,6 +129,30 @@ def run_plain(cfg, device: torch.device, warmup: int, steps: int) -> float:
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+
+    static, captured = None, None
+    for i in range(warmup + steps):
+        if i == warmup:
+            sync(device)
+            start = time.perf_counter()
+        j = (i * batch) % (len(images) - batch + 1)
+        pixels = images[order[j : j + batch]]
+        if not graph:
+            step(pixels)
+        elif captured is not None:
+            static.copy_(pixels, non_blocking=True)
+            captured.replay()
+        elif i < warmup - 1 or i == 0:  # warm-up on a side stream, as capture requires
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):
+                step(pixels)
+            torch.cuda.current_stream().wait_stream(side)
+        else:
+            static, captured = pixels.to(device).clone(), torch.cuda.CUDAGraph()
+            with torch.cuda.graph(captured):
+                step(static)
+            captured.replay()
     sync(device)
     return steps * batch / (time.perf_counter() - start)
 
@@ -179,28 +210,34 @@ def main() -> None:
         f"{imports:.2f} s is importing lightning, torchvision and hydra"
     )
     rows = []
+    graphs = device.type == "cuda"
     for batch in args.batch_sizes:
-        big = device.type == "cuda"
-        steps = args.steps or (300 if big else max(4, 4096 // batch))
-        warmup = args.warmup if args.warmup is not None else (50 if big else 2)
+        steps = args.steps or (300 if graphs else max(4, 4096 // batch))
+        warmup = args.warmup if args.warmup is not None else (50 if graphs else 2)
         for asked in args.precisions:
             overrides = [*args.overrides, f"trainer.precision={asked}"]
             with tempfile.TemporaryDirectory() as out:
                 cfg = compose_project(batch, warmup + steps, Path(out), overrides)
-                if device.type == "cuda":
+                if graphs:
                     torch.cuda.reset_peak_memory_stats()
                 plain = run_plain(cfg, device, warmup, steps)
-                project = run_project(cfg, warmup)
+                graphed = run_plain(cfg, device, warmup, steps, graph=True) if graphs else None
+                project = run_project(cfg, warmup, steps)
                 used = cfg.trainer.precision
                 label = f"{asked} ({used})" if asked != used else used
-                rows.append((batch, label, steps, plain, project, peak_memory_mb(device)))
-    fp32 = {batch: plain for batch, label, _, plain, _, _ in rows if label == "32-true"}
-    print(f"\n{'batch':>6} {'precision':>22} {'steps':>6} {'plain im/s':>11} "
-          f"{'project im/s':>13} {'ratio':>6} {'vs plain fp32':>14} {'peak MiB':>9}")  # fmt: skip
-    for batch, label, steps, plain, project, peak in rows:
+                rows.append((batch, label, steps, plain, graphed, project, peak_memory_mb(device)))
+    fp32 = {row[0]: row[3] for row in rows if row[1] == "32-true"}
+    print(f"\n{'batch':>6} {'precision':>22} {'steps':>6} {'plain im/s':>11} {'graph im/s':>11} "
+          f"{'project im/s':>13} {'vs plain':>9} {'vs graph':>9} {'vs plain fp32':>14} "
+          f"{'peak MiB':>9}")  # fmt: skip
+    for batch, label, steps, plain, graphed, project, peak in rows:
         vs_fp32 = f"{project / fp32[batch]:.2f}" if batch in fp32 else "-"
-        print(f"{batch:>6} {label:>22} {steps:>6} {plain:>11.1f} {project:>13.1f} "
-              f"{project / plain:>6.3f} {vs_fp32:>14} {peak:>9.0f}")  # fmt: skip
+        graph_cols = (f"{graphed:>11.1f}", f"{project / graphed:>9.3f}") if graphed else ("-", "-")
+        print(f"{batch:>6} {label:>22} {steps:>6} {plain:>11.1f} {graph_cols[0]:>11} "
+              f"{project:>13.1f} {project / plain:>9.3f} {graph_cols[1]:>9} {vs_fp32:>14} "
+              f"{peak:>9.0f}")  # fmt: skip
+    if not graphs:
+        print("(no CUDA device: the graph-captured baseline needs one)")
 
 
 if __name__ == "__main__":

@@ -16,7 +16,8 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.trainer.states import TrainerFn
 
-from cvae_lightning.errors import NonFiniteLossError
+from cvae_lightning.epoch_sums import HostCopy
+from cvae_lightning.errors import Interrupted, NonFiniteLossError
 from cvae_lightning.files import atomic_write
 
 log = logging.getLogger(__name__)
@@ -63,74 +64,137 @@ def latest_checkpoint(trainer: L.Trainer) -> str:
     return str(max(paths, key=lambda p: p.stat().st_mtime_ns)) if paths else ""
 
 
+def agreed(trainer: L.Trainer, value: torch.Tensor) -> torch.Tensor:
+    """The maximum of `value` over all processes, on the device (itself in one process): every
+    rank gets the same answer, so every rank acts on it at the same step. A collective: all
+    ranks call it at the same steps."""
+    if trainer.world_size == 1:
+        return value
+    return trainer.strategy.reduce(value.clone(), reduce_op="max")
+
+
+class LaggedAgreement:
+    """A device value agreed across processes at one check and read at the next (landed long
+    before), or at once when asked: every rank reads the same values at the same steps."""
+
+    def __init__(self):
+        self.copy = HostCopy()
+
+    def check(self, trainer: L.Trainer, value: torch.Tensor, now: bool) -> list[float]:
+        """The values agreed at the previous check (and at this one, if `now`)."""
+        found = [self.copy.take(wait=True)]
+        self.copy.start(agreed(trainer, value))
+        if now:
+            found.append(self.copy.take(wait=True))
+        return [v for v in found if v is not None]
+
+
 class StopOnNonFiniteLoss(L.Callback):
     """Stops training when the loss is NaN/inf, before a checkpoint of garbage can be written.
 
-    The test runs on the device each step and is read every `check_every_n_steps` and at the
-    last batch of each epoch (before validation and checkpointing), so it costs no host sync.
+    The module notes the first non-finite step on the device (`EpochSums.first_bad`). Every
+    `check_every_n_steps` steps that note is agreed across processes and copied to the host
+    without waiting, and the copy queued at the previous check is read (long landed); at the
+    last batch of each epoch (before validation) and before any checkpoint it is read at once.
+    Every rank reads the same value at the same step, so all stop together.
     """
 
     def __init__(self, check_every_n_steps: int = 50):
         self.every = check_every_n_steps
-        self.first_bad: torch.Tensor | None = None
+        self.agreement = LaggedAgreement()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
-        loss = outputs["loss"]
-        step = trainer.global_step  # optimizer steps taken, this one included
-        if self.first_bad is None or self.first_bad.device != loss.device:
-            self.first_bad = torch.full((), -1, dtype=torch.long, device=loss.device)
-        bad = ~torch.isfinite(loss.detach()) & (self.first_bad < 0)
-        self.first_bad = torch.where(bad, step, self.first_bad)
-        if step % self.every == 0 or batch_idx + 1 == trainer.num_training_batches:
-            first_bad = int(self.first_bad)
+        if batch_idx + 1 == trainer.num_training_batches:
+            self._check(trainer, pl_module, wait=True)
+        elif trainer.global_step % self.every == 0:
+            self._check(trainer, pl_module, wait=False)
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
+        # Checkpoints written between checks (every N steps, Ctrl-C) hold no NaN either.
+        if trainer.state.fn == TrainerFn.FITTING:
+            self._check(trainer, pl_module, wait=True)
+
+    def _check(self, trainer: L.Trainer, pl_module: L.LightningModule, wait: bool) -> None:
+        for first_bad in self.agreement.check(trainer, pl_module.train_sums.first_bad, wait):
             if first_bad >= 0:
                 good = latest_checkpoint(trainer)
                 raise NonFiniteLossError(
-                    f"the training loss became non-finite at step {first_bad} (epoch "
+                    f"the training loss became non-finite at step {int(first_bad)} (epoch "
                     f"{trainer.current_epoch + 1}); last good checkpoint: {good or 'none yet'}. "
                     "Lower model.optimizer.lr or resume from that checkpoint with ckpt_path=..."
                 )
 
 
 class SaveOnInterrupt(L.Callback):
-    """Ctrl-C during training: finish the step under way, save `dirpath`/last.ckpt there (a
-    clean step boundary, so resuming with `ckpt_path=last` loses nothing), then stop.
+    """Ctrl-C (or SIGTERM, a cluster's preemption) during training: finish the step under way,
+    save `dirpath`/last.ckpt there (a clean step boundary, so resuming with `ckpt_path=last`
+    loses nothing), then stop.
 
-    SIGINT only raises a flag while training runs; the step that is running completes, then
-    the checkpoint is written and KeyboardInterrupt raised. A second Ctrl-C stops at once.
-    Other exceptions save nothing: a NaN or a failed write must not replace the last good
-    checkpoint.
+    The signal only raises a flag; the step that is running completes, then the checkpoint is
+    written and `Interrupted` raised (one line, exit 130). A second Ctrl-C stops at once.
+    Under DDP the flag is agreed across processes every `check_every_n_steps` steps (and read
+    at the next such step), so every rank saves, and stops, at the same step; this replaces
+    Lightning's own SIGTERM broadcast, a collective and a host sync on every step. Other
+    exceptions save nothing: a NaN or a failed write must not replace the last good checkpoint.
     """
 
-    def __init__(self, dirpath: str):
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self, dirpath: str, check_every_n_steps: int = 10):
         self.path = Path(dirpath) / "last.ckpt"
+        self.every = check_every_n_steps
         self.saved: Path | None = None
-        self.requested, self._previous = False, None
+        self.requested, self._previous = False, {}
+        self.agreement = LaggedAgreement()
 
     def _request(self, signum, frame) -> None:
         if self.requested:
             raise KeyboardInterrupt
         self.requested = True
-        log.info("Ctrl-C: stopping after this step (press it again to stop at once)")
+        name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+        log.info(f"{name}: stopping after this step (press Ctrl-C again to stop at once)")
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if threading.current_thread() is threading.main_thread():  # ddp_spawn workers are not
-            self._previous = signal.signal(signal.SIGINT, self._request)
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {s: signal.signal(s, self._request) for s in self.SIGNALS}
+        if trainer.world_size > 1:
+            # Lightning 2.6 broadcasts rank 0's SIGTERM flag before every step (a collective
+            # and a host sync); SIGTERM is ours now, agreed every N steps instead.
+            trainer.fit_loop.epoch_loop._broadcast_sigterm_tensor = lambda: None
 
-    def _stop_if_requested(self, trainer: L.Trainer) -> None:
-        if self.requested and self.saved is None:
-            trainer.save_checkpoint(self.path)
-            self.saved = self.path
-            raise KeyboardInterrupt
+    def _agreed_request(self, trainer: L.Trainer, batch_idx: int) -> bool:
+        if trainer.world_size == 1:
+            return self.requested  # a host flag: free to read every step
+        last = batch_idx + 1 == trainer.num_training_batches
+        if trainer.global_step % self.every and not last:
+            return False
+        flag = torch.full((), float(self.requested), device=trainer.strategy.root_device)
+        return any(self.agreement.check(trainer, flag, now=last))
+
+    def _save_and_stop(self, trainer: L.Trainer) -> None:
+        self.requested = True  # on the ranks that did not see the signal too
+        trainer.save_checkpoint(self.path)
+        self.saved = self.path
+        # A user error, not KeyboardInterrupt: a ddp_spawn worker passes it on to the parent
+        # (torch's spawn swallows KeyboardInterrupt in workers), and it prints as one line.
+        where = f"epoch {trainer.current_epoch + 1}, step {trainer.global_step}"
+        raise Interrupted(
+            f"training interrupted at {where}; saved {self.path}. Resume with `uv run "
+            f"train.py ckpt_path=last` (the newest run) or ckpt_path={self.path.parent.parent}"
+        )
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
-        self._stop_if_requested(trainer)
+        if self.saved is None and self._agreed_request(trainer, batch_idx):
+            self._save_and_stop(trainer)
 
     def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, *_) -> None:
-        if trainer.state.fn == TrainerFn.FITTING:
-            self._stop_if_requested(trainer)
+        # One process stops mid-validation too (resuming finishes it); DDP ranks at the next
+        # agreed training step.
+        fitting = trainer.state.fn == TrainerFn.FITTING
+        if fitting and trainer.world_size == 1 and self.requested and self.saved is None:
+            self._save_and_stop(trainer)
 
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-            self._previous = None
+        for s, previous in self._previous.items():
+            signal.signal(s, previous)
+        self._previous = {}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import lightning as L
 import torch
@@ -78,8 +77,9 @@ class ImageDataModule(L.LightningDataModule):
     """Images of any source (data.name: MNIST-style, cifar10, celeba, folder) resized to
     `image_size` with `channels` (auto: the source's own), pixels in [0, 1] on the device.
 
-    Both splits are read from the memory-mapped cache (built in prepare_data). Batches leave
-    the loader as uint8 and become float in `on_after_batch_transfer`, so a host to device
+    Both splits are read from the memory-mapped cache (built in prepare_data). Batches stay
+    uint8 until the LightningModule's step turns them into floats on the device
+    (`CVAEModule.model_input`, inside the CUDA graph when there is one), so a host to device
     copy moves a quarter of the bytes.
     """
 
@@ -171,10 +171,6 @@ class ImageDataModule(L.LightningDataModule):
 
     val_dataloader = _eval_batches
     test_dataloader = _eval_batches
-
-    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        images, labels = batch
-        return images.float().div_(255), labels
 
     def fixed_val_batch(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The first n test images (floats in [0, 1]) and labels, on the CPU: pictures drawn

@@ -30,6 +30,7 @@ from cvae_lightning.loading import (
     checkpoint_source,
     checkpoint_split,
     class_names,
+    inference_device,
     load_model,
     resolve_checkpoint,
     run_training_images,
@@ -88,20 +89,21 @@ def test_split_metrics(
     psnr = PeakSignalNoiseRatio(data_range=1.0)
     verdicts = None if classifier is None else ClassifierVerdicts(FeatureExtractor(classifier))
     mus, iwae_n, batch = [], min(e["iwae_images"] or len(images), len(images)), e["batch_size"]
+    device = next(model.parameters()).device
     for start in tqdm(range(0, len(images), batch), desc="test images", unit="batch",
                       disable=None, leave=False):  # fmt: skip
-        x = images[start : start + batch].float().div(255)
-        y = labels[start : start + batch]
+        x = images[start : start + batch].to(device).float().div(255)
+        y = labels[start : start + batch].to(device)
         z, mu, logvar = model.encode(x, y)  # a plain model ignores the labels
         terms = loss_terms(model.decode(z, y), x, mu, logvar)
         for key in ("loss", "recon", "kl"):
             sums[key] += terms[key].item()
         x_mean = model.decode(mu, y).clamp(0, 1)
-        ssim.update(x_mean, x)
-        psnr.update(x_mean, x)
+        ssim.update(x_mean.cpu(), x.cpu())
+        psnr.update(x_mean.cpu(), x.cpu())
         if verdicts:
-            verdicts.update(x_mean, y)
-        mus.append(mu)
+            verdicts.update(x_mean.cpu(), y.cpu())
+        mus.append(mu.cpu())
         m = max(0, min(len(x), iwae_n - start))
         if m:
             sums["iwae"] += iwae_loss(model, x[:m], e["iwae_k"], y[:m]).sum().item()
@@ -134,16 +136,19 @@ def evaluate(
     data: DataSource,
     out: str | Path | None = None,
     seed: int = 0,
+    device: str | torch.device = "cpu",
 ) -> dict[str, float]:
     """All measures of `settings` (the eval config group) for a checkpoint, the samples of every
     density of `density` (the density group) included; written to <out>/metrics.json (default
-    <run>/eval) and TensorBoard. Returns the metrics."""
+    <run>/eval) and TensorBoard. Returns the metrics. The VAE runs on `device` (its batches,
+    the IWAE bound's samples, the decoded samples); the classifier and the metrics' sums stay
+    on the CPU."""
     check_eval_settings(settings)
     check_density_settings(density)
     e = settings
     torch.manual_seed(seed)
     path = resolve_checkpoint(ckpt_path)
-    model, ckpt = load_model(path)
+    model, ckpt = load_model(path, device)
     split = checkpoint_split(data, ckpt, train=False)
     classes = class_names(ckpt) if split.classes else []
     source_key = checkpoint_source(data, ckpt).key
@@ -154,7 +159,7 @@ def evaluate(
 
     train_x, train_y = run_training_images(data, ckpt)
     knn_x, knn_y = train_x[: e["knn_train"]], train_y[: e["knn_train"]]
-    train_mu = posterior_means(model, knn_x, knn_y, e["batch_size"])
+    train_mu = posterior_means(model, knn_x, knn_y, e["batch_size"]).cpu()
     metrics["latent/active_units"] = active_units(mu)
     if classes:  # how well the codes separate the classes
         metrics[f"latent/knn{e['knn_k']}_accuracy"] = knn_accuracy(
@@ -247,5 +252,5 @@ def evaluate_config(cfg) -> dict[str, float]:
     """eval.py: the composed config turned into evaluate()'s arguments."""
     return evaluate(
         cfg.ckpt_path, settings=cfg.eval, density=cfg.density, data=DataSource.of(cfg.data),
-        out=cfg.out, seed=cfg.seed,
+        out=cfg.out, seed=cfg.seed, device=inference_device(cfg.get("device", "auto")),
     )  # fmt: skip

@@ -109,10 +109,10 @@ def sample_grid(
     y = None
     if model.num_classes:
         if label is not None:
-            y = torch.full((n,), label)
+            y = torch.full((n,), label, device=_device(model))
         else:
             y, nrow = class_rows(model.num_classes, n)
-            n = len(y)
+            y, n = y.to(_device(model)), len(y)
     elif label is not None:
         raise ValueError("label=... needs a conditional model (model.conditional=true)")
     g = torch.Generator().manual_seed(seed)
@@ -161,7 +161,7 @@ def traverse(
 ) -> torch.Tensor:
     """One row per latent dimension: that dimension swept over [-span, span], the others held
     at the posterior mean of image x."""
-    ys = None if y is None else torch.as_tensor(y).view(1)
+    ys = None if y is None else torch.as_tensor(y).view(1).to(_device(model))
     mu = posterior_means(model, x[None], ys)[0]
     values = torch.linspace(-span, span, steps, device=mu.device)
     z = mu.repeat(model.latent, steps, 1)  # (latent, steps, latent)
@@ -183,5 +183,7 @@ def manifold(model: CVAE, n: int = 20, span: float = 3.0, label: int | None = No
     axis = torch.linspace(-span, span, n, device=_device(model))
     zy, zx = torch.meshgrid(axis.flip(0), axis, indexing="ij")  # up = larger z_1
     z = torch.stack([zx, zy], dim=-1).view(-1, 2)
-    y = torch.full((len(z),), label if label is not None else 0) if model.num_classes else None
+    y = None
+    if model.num_classes:
+        y = torch.full((len(z),), label if label is not None else 0, device=z.device)
     return _grid(model.decode(z, y), nrow=n)

@@ -76,11 +76,13 @@ class Explorer:
         temperature: float = 0.9,
         test_images: int = 2000,
         seed: int = 0,
+        device: str | torch.device = "cpu",
     ) -> Explorer:
-        """Everything the page needs, computed once; a checkpoint that cannot be used is
-        refused here (one CheckpointError/DensityFileError), before any server starts."""
+        """Everything the page needs, computed once, the model on `device`; a checkpoint that
+        cannot be used is refused here (one CheckpointError/DensityFileError), before any
+        server starts."""
         path = resolve_checkpoint(ckpt_path)
-        model, ckpt = load_model(path)
+        model, ckpt = load_model(path, device)
         stored = stored_densities(path, model, ckpt.get("global_step"))
         if stored is not None:
             densities, best = stored.densities, stored.best
@@ -96,6 +98,7 @@ class Explorer:
         test = checkpoint_split(data, ckpt, train=False)
         x, y = test.images[:test_images].clone(), test.labels[:test_images].clone()
         mu, logvar = explore.posteriors(model, x, y if model.num_classes else None)
+        mu, logvar = mu.cpu(), logvar.cpu()  # the sliders, the 2-D view: host-side
         sigma = (0.5 * logvar).exp().mean(0)
         lo = torch.quantile(mu, 0.005, dim=0) - 2 * sigma
         hi = torch.quantile(mu, 0.995, dim=0) + 2 * sigma
@@ -118,9 +121,13 @@ class Explorer:
         label = 0 if label in (None, "") else label
         return class_index(label, self.model.num_classes, self.classes)
 
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
     def _labels(self, label, n: int) -> torch.Tensor | None:
         index = self.label_index(label)
-        return None if index is None else torch.full((n,), index)
+        return None if index is None else torch.full((n,), index, device=self.device)
 
     # -- the panels ------------------------------------------------------------------------
 
@@ -142,7 +149,7 @@ class Explorer:
     @torch.no_grad()
     def decode(self, z, label=None) -> np.ndarray:
         """The image a latent code decodes to (the class too, for a conditional model)."""
-        z = torch.as_tensor(np.asarray(z, np.float32)).view(1, -1)
+        z = torch.as_tensor(np.asarray(z, np.float32)).view(1, -1).to(self.device)
         return to_picture(self.model.decode(z, self._labels(label, 1))[0])
 
     def start(self, kind="zero", index=0, seed=0) -> list[float]:
@@ -152,7 +159,7 @@ class Explorer:
         elif kind == "random":
             d, g = self.densities[self.best], torch.Generator().manual_seed(int(seed))
             t = draw_temperature(d, None, self.temperature)
-            y = self._labels(None, 1)
+            y = self._labels(None, 1)  # densities draw on the CPU
             z = (
                 d.sample(1, y, t, g)[0]
                 if d is not None
@@ -185,7 +192,7 @@ class Explorer:
         """(code, the image as the model sees it, its reconstruction)."""
         x = self.prepare(image)
         y = self._labels(label, 1)
-        mu, _ = self.model.posterior(x[None], y)
+        mu, _ = self.model.posterior(x[None].to(self.device), y)
         z = [round(float(v), 3) for v in mu[0]]
         return z, to_picture(x), to_picture(self.model.decode(mu, y)[0])
 

@@ -20,7 +20,7 @@ from omegaconf import DictConfig
 
 from cvae_lightning.errors import ConfigError
 from cvae_lightning.explorer import STANDARD, Explorer
-from cvae_lightning.loading import DataSource
+from cvae_lightning.loading import DataSource, inference_device
 
 log = logging.getLogger(__name__)
 logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per request
@@ -33,6 +33,7 @@ def load_explorer(cfg: DictConfig) -> Explorer:
         cfg.ckpt_path, DataSource.of(cfg.data), dict(instantiate(cfg.density.fitters)),
         auto_fit=cfg.auto_fit, temperature=cfg.density.temperature,
         test_images=cfg.test_images, seed=cfg.seed,
+        device=inference_device(cfg.get("device", "auto")),
     )  # fmt: skip
     e.where(e.start("zero"))  # draw the 2-D view now, not on the first slider move
     return e

@@ -90,8 +90,22 @@ def check_architecture_matches(ckpt: dict[str, Any], path: str | Path, expected:
         )
 
 
-def load_model(path: str | Path) -> tuple[CVAE, dict]:
-    """The CVAE of a training checkpoint (weights_only load), in eval mode, and the checkpoint."""
+def inference_device(name: str | torch.device = "auto") -> torch.device:
+    """`device=`: auto is the GPU where there is one, else the CPU; or a torch device name."""
+    if str(name) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"device={name!r} is invalid: use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device={name} asks for a GPU and none is visible: use device=auto")
+    return device
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[CVAE, dict]:
+    """The CVAE of a training checkpoint (weights_only load), in eval mode on `device`, and the
+    checkpoint."""
     path = resolve_checkpoint(path)
     ckpt = read_checkpoint(path)
     hp = ckpt["hyper_parameters"]
@@ -114,7 +128,7 @@ def load_model(path: str | Path) -> tuple[CVAE, dict]:
             f"checkpoint {path} does not fit its own hyperparameters ({'; '.join(problems[:2])}"
             f"{more}): it was written by another version of cvae-lightning; retrain it"
         )
-    return model.eval(), ckpt
+    return model.eval().to(device), ckpt
 
 
 # The data keys a tool may override on its command line; null = the run's own.

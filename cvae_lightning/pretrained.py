@@ -31,7 +31,13 @@ from cvae_lightning.density_store import (
 from cvae_lightning.errors import CheckpointError, ConfigError
 from cvae_lightning.files import atomic_write
 from cvae_lightning.hub_layout import DENSITIES, write_model
-from cvae_lightning.loading import class_index, class_names, load_model, resolve_checkpoint
+from cvae_lightning.loading import (
+    class_index,
+    class_names,
+    inference_device,
+    load_model,
+    resolve_checkpoint,
+)
 from cvae_lightning.model import CVAE
 from cvae_lightning.runs import PROJECT_ROOT
 
@@ -256,11 +262,12 @@ def download(repo_id: str, revision: str | None = None) -> Path:
 
 
 def load_pretrained(
-    source: str | Path | None = None, *, device: str | torch.device = "cpu",
+    source: str | Path | None = None, *, device: str | torch.device = "auto",
     revision: str | None = None,
 ) -> PretrainedVAE:  # fmt: skip
     """A trained model ready to draw from: `source` is None (the shipped MNIST model), a run
-    folder, a .ckpt, a folder saved by save_pretrained, or a Hugging Face Hub id (user/name)."""
+    folder, a .ckpt, a folder saved by save_pretrained, or a Hugging Face Hub id (user/name);
+    on `device` (auto: the GPU where there is one)."""
     if source is None:
         path = SHIPPED
     elif Path(source).expanduser().exists() or not HUB_ID.match(str(source)):
@@ -280,4 +287,4 @@ def load_pretrained(
         )
     temperature = ckpt.get("config", {}).get("temperature") or fitted_temperature()
     vae = PretrainedVAE(model, densities, best, temperature, ckpt, str(path))
-    return vae.to(device)
+    return vae.to(inference_device(device))

@@ -25,6 +25,7 @@ from cvae_lightning.loading import (
     checkpoint_images,
     class_index,
     class_names,
+    inference_device,
     load_model,
     resolve_checkpoint,
     run_training_images,
@@ -64,7 +65,7 @@ def render(cfg: DictConfig) -> Path:
     """Draw what cfg.mode asks for from cfg.ckpt_path and save it to cfg.out; returns the path."""
     check_sample_config(cfg)
     path = resolve_checkpoint(cfg.ckpt_path)
-    model, ckpt = load_model(path)
+    model, ckpt = load_model(path, inference_device(cfg.get("device", "auto")))
     label = class_index(cfg.label, model.num_classes, class_names(ckpt))
     if cfg.mode == "samples":
         density = choose_density(cfg, model, path, ckpt)

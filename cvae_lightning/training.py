@@ -10,9 +10,12 @@ import lightning as L
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
+from torch.multiprocessing import ProcessRaisedException
 from torch.utils.tensorboard.summary import hparams
 
+from cvae_lightning import errors
 from cvae_lightning.checkpointing import SaveOnInterrupt, latest_checkpoint
+from cvae_lightning.cuda_graph import choose_cuda_graph
 from cvae_lightning.data import resolve_channels, source_from
 from cvae_lightning.errors import ConfigError, Interrupted
 from cvae_lightning.evaluation import evaluate
@@ -40,6 +43,8 @@ from cvae_lightning.validation import check_config
 warnings.filterwarnings("ignore", ".*smaller than the logging interval.*")
 warnings.filterwarnings("ignore", r".*isinstance\(treespec, LeafSpec\)` is deprecated.*")
 warnings.filterwarnings("ignore", ".*is not supported by the model summary.*")
+# The per-epoch means are summed across processes before they are logged (module.py).
+warnings.filterwarnings("ignore", ".*recommended to use `self.log.*sync_dist=True`.*")
 logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
     lambda record: not str(record.msg).startswith("💡 Tip")
 )
@@ -109,6 +114,7 @@ def train(cfg: DictConfig, extra_callbacks: list[L.Callback] | None = None) -> d
     if cfg.trainer.get("precision") == AUTO:
         cfg.trainer.precision, why = choose_precision(str(cfg.trainer.accelerator))
         log.info(f"trainer.precision=auto chose {cfg.trainer.precision}: {why}")
+    choose_step(cfg)
     L.seed_everything(cfg.seed, workers=True)
     # TF32 matmuls on Ampere+ GPUs: same results to ~1e-3, much faster; no effect on CPU.
     torch.set_float32_matmul_precision("high")
@@ -124,6 +130,8 @@ def train(cfg: DictConfig, extra_callbacks: list[L.Callback] | None = None) -> d
     except SystemExit:  # Lightning exits 1 after a KeyboardInterrupt
         raise_if_interrupted(trainer)
         raise
+    except ProcessRaisedException as e:  # ddp_spawn: a worker's error, as its traceback text
+        raise worker_error(e) from None
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     best = trainer.checkpoint_callback and trainer.checkpoint_callback.best_model_path
     if cfg.get("test"):
@@ -137,11 +145,28 @@ def train(cfg: DictConfig, extra_callbacks: list[L.Callback] | None = None) -> d
             results = evaluate(
                 best, settings=cfg.eval, density=cfg.density, data=DataSource.of(cfg.data),
                 out=Path(cfg.paths.output) / "eval", seed=cfg.seed,
+                device=trainer.strategy.root_device,  # where it trained
             )  # fmt: skip
             metrics.update({f"eval/{k}": v for k, v in results.items()})
             log_scalars(trainer, {k: v for k, v in metrics.items() if k.startswith("eval/")})
         log_run_end(trainer, metrics, Path(cfg.paths.output))
     return metrics
+
+
+def choose_step(cfg: DictConfig) -> None:
+    """model.cuda_graph (true, false, auto) becomes true or false for this machine and trainer;
+    where a graph was asked for and cannot be had, the console says why in one line."""
+    t = cfg.trainer
+    graph, why_not = choose_cuda_graph(
+        cfg.model.get("cuda_graph", False), t.accelerator, t.devices, t.strategy, t.precision,
+        t.get("gradient_clip_val"), t.get("accumulate_grad_batches", 1), cfg.model.get("compile"),
+    )  # fmt: skip
+    if why_not:
+        log.info(f"model.cuda_graph: training eagerly, as {why_not}")
+    elif graph:
+        log.info("model.cuda_graph: each training step is one CUDA graph, captured once")
+    with open_dict(cfg):
+        cfg.model.cuda_graph = graph
 
 
 def adopt_data(cfg: DictConfig) -> None:
@@ -164,16 +189,21 @@ def adopt_data(cfg: DictConfig) -> None:
         cfg.model.classes = list(classes)
 
 
+def worker_error(e: ProcessRaisedException) -> Exception:
+    """The error a ddp_spawn worker raised, as the parent can report it: a user error (the last
+    line of its traceback) as that error, anything else as it came."""
+    name, _, message = str(e).strip().splitlines()[-1].partition(": ")
+    cls = getattr(errors, name.rsplit(".", 1)[-1], None)
+    if isinstance(cls, type) and issubclass(cls, errors.UserError):
+        return cls(message)
+    return e
+
+
 def raise_if_interrupted(trainer: L.Trainer) -> None:
-    """After Ctrl-C: one line naming the checkpoint saved and the command that resumes it."""
+    """After a second Ctrl-C (which stops at once, saving nothing): one line naming the last
+    checkpoint. The first Ctrl-C saves and raises its own line (SaveOnInterrupt)."""
     for cb in trainer.callbacks:
-        if isinstance(cb, SaveOnInterrupt) and cb.requested:
+        if isinstance(cb, SaveOnInterrupt) and cb.requested and cb.saved is None:
             where = f"epoch {trainer.current_epoch + 1}, step {trainer.global_step}"
-            if cb.saved is None:  # a second Ctrl-C: stopped at once, nothing saved now
-                last = latest_checkpoint(trainer) or "none yet"
-                raise Interrupted(f"training stopped at {where}; last checkpoint: {last}")
-            raise Interrupted(
-                f"training interrupted at {where}; saved {cb.saved}. Resume with "
-                f"`uv run train.py ckpt_path=last` (the newest run) or "
-                f"ckpt_path={cb.saved.parent.parent}"
-            )
+            last = latest_checkpoint(trainer) or "none yet"
+            raise Interrupted(f"training stopped at {where}; last checkpoint: {last}")

@@ -143,3 +143,52 @@ def test_small_classes_get_fewer_mixture_components_not_an_error(tmp_path, cache
     densities, _ = load_densities(tmp_path / "checkpoints" / "densities.pt", model)
     z = densities["gmm"].sample(20, torch.full((20,), 3))
     assert z.shape == (20, model.latent) and torch.isfinite(z).all()
+
+
+@pytest.mark.parametrize("mode", ["samples", "interpolate", "traverse"])
+def test_sample_py_keeps_every_tensor_on_the_models_device(conditional_run, cache_dir, tmp_path,
+                                                           mode):  # fmt: skip
+    """A conditional model on a stand-in GPU (the meta device): every tensor that meets it is
+    made on its device (the traversal once built its labels on the CPU and crashed on CUDA)."""
+    from test_sampling import sample_config
+
+    from cvae_lightning.sampling import render
+
+    from helpers.one_device import OneDevice
+
+    overrides = ["device=meta", f"mode={mode}"] + (["label=3"] if mode == "samples" else [])
+    cfg = sample_config(conditional_run, tmp_path / "s.png", cache_dir, *overrides)
+    with OneDevice():
+        out = render(cfg)
+    assert Image.open(out).size[0] > 16  # a whole grid was drawn
+
+
+def test_end_of_training_pictures_keep_every_tensor_on_the_models_device(conditional_run):
+    """The LatentExplorer and ImageGridLogger pictures of a conditional model, on the stand-in
+    GPU (the traversal's and the manifold's labels were made on the CPU)."""
+    from types import SimpleNamespace
+
+    from cvae_lightning.callbacks import ImageGridLogger, LatentExplorer
+    from cvae_lightning.model import CVAE
+
+    from helpers.one_device import OneDevice
+
+    model = CVAE(latent=2, max_filters=16, image_size=16, num_classes=10).to("meta")
+    x, y = torch.rand(20, 1, 16, 16), torch.arange(20) % 10
+    datamodule = SimpleNamespace(
+        fixed_val_batch=lambda n: (x[:n], y[:n]), classes=list("0123456789")
+    )
+    trainer = SimpleNamespace(datamodule=datamodule, loggers=[], global_step=0)
+    pl_module = SimpleNamespace(
+        model=model, device=torch.device("meta"), training=False, hparams={"channels_last": False},
+        eval=lambda: None, train=lambda mode=True: None,
+    )  # fmt: skip
+    out = conditional_run / "meta_pictures"
+    grids = ImageGridLogger(str(out), n=20, rows=2)
+    with OneDevice():
+        grids.z = torch.randn(20, 2)
+        grids.x, grids.y = x, y
+        recon, samples = grids.render(pl_module)
+        LatentExplorer(str(out), embed=16).on_fit_end(trainer, pl_module)
+    assert recon.shape == (3, 2 * 16, 10 * 16) and samples.shape == (3, 10 * 16, 2 * 16)
+    assert {p.name for p in out.iterdir()} >= {"traversal.png", "manifold.png", "interpolation.png"}

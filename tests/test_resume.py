@@ -11,7 +11,15 @@ def final_weights(run_dir):
     return torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
 
 
-def test_resume_from_a_run_dir_matches_an_uninterrupted_run(tiny_cfg, tmp_path):
+@pytest.mark.parametrize("graph_step", [False, True], ids=["automatic", "manual-step"])
+def test_resume_from_a_run_dir_matches_an_uninterrupted_run(tiny_cfg, tmp_path, graph_step,
+                                                            monkeypatch):  # fmt: skip
+    """Exact on the CPU, for the automatic step and for the manual one a CUDA graph captures
+    (run eagerly here), with the noise generators saved per process."""
+    if graph_step:
+        import cvae_lightning.training as training
+
+        monkeypatch.setattr(training, "choose_cuda_graph", lambda *a: (True, None))
     tiny_cfg.trainer.deterministic = True
     straight = tiny_cfg.copy()
     straight.paths.output = str(tmp_path / "straight")

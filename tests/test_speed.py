@@ -3,6 +3,7 @@
 import lightning as L
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from cvae_lightning.training import train
 
@@ -38,19 +39,91 @@ def test_compiled_model_agrees(tiny_cfg, fp32_loss, tmp_path):
 
 
 class NoSyncSteps(L.Callback):
-    """Makes any host-device sync inside steps 1-5 an error (CUDA's sync debug mode)."""
+    """Makes any host-device sync an error (CUDA's sync debug mode) from the start of training
+    step `first` to the end of step `last` (1-based, after the CUDA graph's warm-up and
+    capture, which sync by design), and over validation batches 2 onwards."""
+
+    def __init__(self, first: int = 5, last: int = 7):
+        self.first, self.last = first, last
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-        if 1 <= batch_idx <= 5:
+        if trainer.global_step + 1 == self.first:
             torch.cuda.set_sync_debug_mode("error")
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if trainer.global_step == self.last:
+            torch.cuda.set_sync_debug_mode("default")
+
+    def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, *_):
+        if batch_idx >= 1:
+            torch.cuda.set_sync_debug_mode("error")
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, *_):
         torch.cuda.set_sync_debug_mode("default")
 
 
+def gpu_run(tiny_cfg, tmp_path, name: str, graph: bool, **keys):
+    cfg = tiny_cfg.copy()
+    cfg.paths.output = str(tmp_path / name)
+    cfg.trainer.accelerator = "gpu"
+    cfg.trainer.limit_val_batches = 4
+    cfg.data.on_device = True
+    cfg.model.cuda_graph = graph
+    for key, value in keys.items():
+        OmegaConf.update(cfg, key, value)
+    return cfg
+
+
 @pytest.mark.gpu
-def test_training_steps_do_not_sync_the_gpu(tiny_cfg):
-    tiny_cfg.trainer.accelerator = "gpu"
-    tiny_cfg.data.on_device = True
-    metrics = train(tiny_cfg, extra_callbacks=[NoSyncSteps()])
+@pytest.mark.parametrize("graph", [True, False], ids=["cuda-graph", "eager"])
+def test_training_and_validation_steps_do_not_sync_the_gpu(tiny_cfg, tmp_path, graph):
+    cfg = gpu_run(tiny_cfg, tmp_path, "nosync", graph, **{"data.limit": 512})
+    try:
+        metrics = train(cfg, extra_callbacks=[NoSyncSteps()])
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
     assert metrics["val/loss"] > 0
+
+
+@pytest.mark.gpu
+def test_the_cuda_graph_trains_as_the_eager_step_does(tiny_cfg, tmp_path):
+    losses = {
+        graph: train(gpu_run(tiny_cfg, tmp_path, str(graph), graph))["val/loss"]
+        for graph in (True, False)
+    }
+    assert losses[True] == pytest.approx(losses[False], rel=TOLERANCE)
+
+
+@pytest.mark.gpu
+def test_conditional_graph_run_resumes_on_cuda_and_draws_its_pictures(tiny_cfg, tmp_path):
+    first = gpu_run(tiny_cfg, tmp_path, "first", True, **{"model.conditional": True})
+    first.trainer.max_epochs = 1
+    train(first)
+    resumed = gpu_run(tiny_cfg, tmp_path, "resumed", True, **{"model.conditional": True})
+    resumed.ckpt_path = str(tmp_path / "first")
+    metrics = train(resumed)
+    state = torch.load(tmp_path / "resumed" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert state["global_step"] == 16 and metrics["train/loss"] > 0
+    assert all(torch.isfinite(v).all() for v in state["state_dict"].values())
+    assert (tmp_path / "resumed" / "images" / "traversal.png").is_file()  # labels on CUDA
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+def test_the_graph_path_outruns_a_plain_eager_loop(tmp_path):
+    """A ratio in one process, not a time: the project's graph-captured training against the
+    plain eager loop of benchmarks/throughput.py, same steps, bf16, channels_last."""
+    import importlib.util
+
+    from cvae_lightning.runs import PROJECT_ROOT
+
+    spec = importlib.util.spec_from_file_location(
+        "throughput", PROJECT_ROOT / "benchmarks" / "throughput.py"
+    )
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    cfg = bench.compose_project(128, 250, tmp_path, ["trainer=gpu", "trainer.precision=bf16-mixed"])
+    device = torch.device("cuda")
+    plain = bench.run_plain(cfg, device, warmup=50, steps=200)
+    project = bench.run_project(cfg, warmup=50, steps=200)
+    assert project > plain, f"project {project:.0f} im/s vs plain eager loop {plain:.0f}"
