@@ -134,7 +134,7 @@ def run_tiny(tiny_cfg, *overrides, callbacks=(), graph_step=False, monkeypatch=N
     cfg = compose_config(*TINY, *overrides, f"data.cache_dir={tiny_cfg.data.cache_dir}",
                          "~callbacks.densities", "~callbacks.latent")  # fmt: skip
     cfg.paths.output = tiny_cfg.paths.output
-    cfg.trainer.enable_progress_bar = False
+    cfg.trainer.enable_progress_bar = cfg.callbacks.progress_bar is not None
     if graph_step:
         import cvae_lightning.training as training
 
@@ -146,12 +146,14 @@ def run_tiny(tiny_cfg, *overrides, callbacks=(), graph_step=False, monkeypatch=N
 def test_training_steps_read_nothing_from_the_device(tiny_cfg, graph_step, monkeypatch):
     from helpers.host_reads import CountHostReads
 
-    # The console's line, the NaN guard and a KL warm-up at every step of the window.
-    counter = CountHostReads(first=2, last=5)
+    # The console's line, the NaN guard, the progress bar (showing the first epoch's val/*)
+    # and a KL warm-up at every step of the window: steps 2-5 of the second epoch.
+    counter = CountHostReads(first=10, last=13)
+    bar = "{_target_:lightning.pytorch.callbacks.TQDMProgressBar,refresh_rate:1}"
     _, metrics = run_tiny(
         tiny_cfg, "callbacks.console.every_n_steps=1", "callbacks.nan_guard.check_every_n_steps=1",
-        "model.kl_warmup_epochs=1", callbacks=[counter], graph_step=graph_step,
-        monkeypatch=monkeypatch,
+        "model.kl_warmup_epochs=2", f"callbacks.progress_bar={bar}", callbacks=[counter],
+        graph_step=graph_step, monkeypatch=monkeypatch,
     )  # fmt: skip
     assert counter.calls == []
     assert metrics["train/loss"] > 0  # the run did train (and was read once per epoch)
