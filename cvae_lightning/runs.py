@@ -58,6 +58,18 @@ def is_multirun() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
+def parallel_jobs(cores: int) -> int:
+    """How many jobs of this sweep run at once on this machine: the joblib launcher's n_jobs
+    (-1: one per core, as joblib counts), 1 for every other launcher and outside a sweep."""
+    if not is_multirun():
+        return 1
+    launcher = HydraConfig.get().launcher
+    if "JoblibLauncher" not in str(launcher.get("_target_", "")):
+        return 1
+    n_jobs = int(launcher.get("n_jobs") or 1)
+    return max(1, n_jobs if n_jobs > 0 else cores + 1 + n_jobs)
+
+
 def newest_run(runs_dir: Path = RUNS_DIR) -> Path:
     """The run folder under runs_dir whose checkpoints/last.ckpt was written last."""
     found = list(runs_dir.glob("*/*/checkpoints/last.ckpt")) + list(

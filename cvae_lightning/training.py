@@ -27,7 +27,8 @@ from cvae_lightning.loading import (
     resolve_checkpoint,
 )
 from cvae_lightning.precision import AUTO, choose_precision
-from cvae_lightning.runs import is_multirun
+from cvae_lightning.runs import is_multirun, parallel_jobs
+from cvae_lightning.threads import available_cores, share_cores
 from cvae_lightning.trackers import (
     build_loggers,
     log_config,
@@ -115,6 +116,8 @@ def train(cfg: DictConfig, extra_callbacks: list[L.Callback] | None = None) -> d
         cfg.trainer.precision, why = choose_precision(str(cfg.trainer.accelerator))
         log.info(f"trainer.precision=auto chose {cfg.trainer.precision}: {why}")
     choose_step(cfg)
+    cores = available_cores()
+    log.info(share_cores(parallel_jobs(cores), cores))
     L.seed_everything(cfg.seed, workers=True)
     # TF32 matmuls on Ampere+ GPUs: same results to ~1e-3, much faster; no effect on CPU.
     torch.set_float32_matmul_precision("high")

@@ -8,6 +8,7 @@ import yaml
 from hydra import compose, initialize_config_dir
 
 from cvae_lightning.errors import ConfigError
+from cvae_lightning.threads import available_cores
 from cvae_lightning.validation import check_config
 
 from conftest import CONF, TINY, compose_config, read_events, read_hparams
@@ -83,8 +84,12 @@ def test_joblib_launcher_runs_jobs_in_parallel_processes(tmp_path, cache_dir):
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Joblib.Parallel" in proc.stdout + proc.stderr
+    cores = available_cores()
     for job in job_dirs(sweep):
         assert (job / "checkpoints" / "last.ckpt").is_file()
+        # Each of the 2 jobs at once takes half the cores, and says so.
+        line = f"CPU threads: {max(1, cores // 2)} ({cores} cores, shared by 2 jobs at once)"
+        assert line in (job / "train.log").read_text()
 
 
 @pytest.mark.slow  # a sweep plugin: runs in CI (--runslow)
