@@ -28,6 +28,9 @@ class EpochSums:
 
     def reset(self, device: torch.device | str) -> None:
         device = torch.device(device)
+        if device.type == "cuda" and device.index is None:  # "cuda" and "cuda:0" are one
+            device = torch.device("cuda", torch.cuda.current_device())
+        # Zeroed in place where it is: a captured graph keeps writing to this buffer.
         if self.buffer is None or self.buffer.device != device:
             self.buffer = torch.zeros(len(TERMS) + 1, dtype=torch.float64, device=device)
         else:
