@@ -13,6 +13,8 @@ from collections.abc import Callable
 
 import torch
 
+from cvae_lightning.precision import on_cuda
+
 log = logging.getLogger(__name__)
 
 
@@ -78,11 +80,6 @@ class CapturedStep:
             static.copy_(x, non_blocking=True)
         self.graph.replay()
         return self.output
-
-
-def on_cuda(accelerator: str) -> bool:
-    """Whether a trainer with this accelerator trains on a CUDA GPU."""
-    return accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
 
 
 def choose_cuda_graph(

@@ -39,13 +39,9 @@ class EpochSums:
         self.images = 0
 
     def add(self, terms: dict[str, torch.Tensor], images: int, step: torch.Tensor | int) -> None:
-        """Add one batch: its summed terms, its image count, and the step it belongs to."""
-        self.add_terms(terms, step)
-        self.images += images
-
-    def add_terms(self, terms: dict[str, torch.Tensor], step: torch.Tensor | int) -> None:
-        """The device half of `add`, what a CUDA graph captures (`step` then a device tensor,
-        read at replay time); the graph's caller counts the images on the host."""
+        """Add one batch: its summed terms, its image count (a host integer), and the step it
+        belongs to (under a CUDA graph a device tensor, read at replay time; replays run no
+        Python, so the graph's caller counts the images)."""
         if self.buffer is None:
             self.reset(terms["loss"].device)
         values = torch.stack([terms[t].detach() for t in TERMS]).to(self.buffer.dtype)
@@ -53,6 +49,7 @@ class EpochSums:
         first_bad = self.buffer[-1]
         bad = ~torch.isfinite(values[0]) & (first_bad < 0)
         first_bad.copy_(torch.where(bad, step, first_bad))
+        self.images += images
 
     def state_dict(self) -> dict:
         """What a mid-epoch checkpoint keeps, so a resumed epoch reports the whole epoch."""

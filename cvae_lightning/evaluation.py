@@ -98,11 +98,11 @@ def test_split_metrics(
         terms = loss_terms(model.decode(z, y), x, mu, logvar)
         for key in ("loss", "recon", "kl"):
             sums[key] += terms[key].item()
-        x_mean = model.decode(mu, y).clamp(0, 1)
-        ssim.update(x_mean.cpu(), x.cpu())
-        psnr.update(x_mean.cpu(), x.cpu())
+        x_mean, x_host = model.decode(mu, y).clamp(0, 1).cpu(), x.cpu()
+        ssim.update(x_mean, x_host)
+        psnr.update(x_mean, x_host)
         if verdicts:
-            verdicts.update(x_mean.cpu(), y.cpu())
+            verdicts.update(x_mean, y.cpu())
         mus.append(mu.cpu())
         m = max(0, min(len(x), iwae_n - start))
         if m:

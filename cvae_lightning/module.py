@@ -110,9 +110,8 @@ class CVAEModule(L.LightningModule):
         captured step's caller counts them, as replays run no Python)."""
         x = self.model_input(batch[0])
         terms = self.objective(x, batch[1] if self.hparams.conditional else None, weight)
-        self.sums[stage].add_terms(terms, self.global_step if step is None else step)
-        if count:
-            self.sums[stage].images += x.shape[0]
+        images = x.shape[0] if count else 0
+        self.sums[stage].add(terms, images, self.global_step if step is None else step)
         return terms
 
     def _ends_epoch(self, batch_idx: int) -> bool:

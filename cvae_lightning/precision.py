@@ -33,10 +33,14 @@ def gpu_runs_bf16() -> tuple[bool, str]:
     return torch.cuda.is_bf16_supported(including_emulation=False), name
 
 
+def on_cuda(accelerator: str) -> bool:
+    """Whether a trainer with this accelerator trains on a CUDA GPU."""
+    return accelerator in ("gpu", "cuda") or (accelerator == AUTO and torch.cuda.is_available())
+
+
 def choose_precision(accelerator: str) -> tuple[str, str]:
     """(precision, why) for trainer.precision=auto on this machine and `accelerator`."""
-    on_gpu = accelerator in ("gpu", "cuda") or (accelerator == AUTO and torch.cuda.is_available())
-    if on_gpu:
+    if on_cuda(accelerator):
         native, name = gpu_runs_bf16()
         if native:
             return BF16, f"the GPU ({name}) runs bf16 natively"
