@@ -34,8 +34,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from cvae_lightning.data import load_split, source_from  # noqa: E402
-from cvae_lightning.losses import kl_divergence, reconstruction_loss  # noqa: E402
-from cvae_lightning.model import CVAE  # noqa: E402
+from cvae_lightning.losses import kl_divergence  # noqa: E402
+from cvae_lightning.model import CVAE, model_kwargs  # noqa: E402
 from cvae_lightning.precision import AUTO, choose_precision  # noqa: E402
 from cvae_lightning.runs import register_resolvers  # noqa: E402
 from cvae_lightning.training import train  # noqa: E402
@@ -112,7 +112,8 @@ def run_plain(cfg, device: torch.device, warmup: int, steps: int, graph: bool = 
     on_device = d.on_device is True or (d.on_device == "auto" and device.type == "cuda")
     images = images.to(device if on_device else "cpu")
     torch.manual_seed(0)
-    model = CVAE(m.latent, m.max_filters, d.image_size, images.shape[1]).to(device)
+    sizes = {**m, "image_size": d.image_size, "channels": images.shape[1]}
+    model = CVAE(**model_kwargs(sizes)).to(device)
     fmt = torch.channels_last if m.channels_last else torch.contiguous_format
     model = model.to(memory_format=fmt)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-5, capturable=graph)
@@ -125,7 +126,7 @@ def run_plain(cfg, device: torch.device, warmup: int, steps: int, graph: bool = 
         x = x.contiguous(memory_format=fmt)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             x_rec, mu, logvar = model(x)
-        loss = reconstruction_loss(x_rec, x) + kl_divergence(mu, logvar)
+        loss = model.likelihood(x_rec, x) + kl_divergence(mu, logvar)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

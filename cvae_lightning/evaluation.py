@@ -36,7 +36,7 @@ from cvae_lightning.loading import (
     run_training_images,
 )
 from cvae_lightning.losses import loss_terms
-from cvae_lightning.metrics import active_units, iwae_loss, knn_accuracy, likelihood_constant
+from cvae_lightning.metrics import active_units, iwae_loss, knn_accuracy
 from cvae_lightning.model import CVAE
 from cvae_lightning.runs import project_relative
 from cvae_lightning.validation import check_density_settings, check_eval_settings
@@ -76,18 +76,52 @@ def find_classifier(
     return model, {**info, "path": project_relative(path)}
 
 
+class ReconstructionQuality:
+    """Running measures of reconstructions against their originals (both (B, C, S, S) in
+    [0, 1], on the host): the squared error summed per image, SSIM, PSNR, and, given a
+    classifier, whether a reconstruction still shows its original's class, clearly."""
+
+    def __init__(self, classifier: ImageClassifier | None = None):
+        self.ssim = StructuralSimilarityIndexMeasure(data_range=1.0)
+        self.psnr = PeakSignalNoiseRatio(data_range=1.0)
+        self.verdicts = classifier and ClassifierVerdicts(FeatureExtractor(classifier))
+        self.sse, self.images = 0.0, 0
+
+    def update(self, x_rec: torch.Tensor, x: torch.Tensor, y: torch.Tensor | None = None) -> None:
+        self.ssim.update(x_rec, x)
+        self.psnr.update(x_rec, x)
+        self.sse += (x_rec - x).pow(2).sum().item()
+        self.images += len(x)
+        if self.verdicts:
+            self.verdicts.update(x_rec, y)
+
+    def compute(self) -> dict[str, float]:
+        metrics = {
+            # Whatever the likelihood: the squared error summed over an image's pixels and
+            # channels (what the fixed likelihood's recon term is).
+            "test/recon_sse": self.sse / max(self.images, 1),
+            "test/ssim": float(self.ssim.compute()),
+            "test/psnr": float(self.psnr.compute()),
+        }
+        if self.verdicts:
+            # Does a reconstruction still show the same class, and clearly? (The classifier's
+            # own verdicts on the originals are real/...)
+            recon = self.verdicts.summary("recon")
+            metrics["test/recon_class_accuracy"] = recon["recon/class_accuracy"]
+            metrics["test/recon_confident_share"] = recon["recon/confident_share"]
+        return metrics
+
+
 @torch.no_grad()
 def test_split_metrics(
     model: CVAE, test: tuple[torch.Tensor, torch.Tensor], e: Mapping,
     classifier: ImageClassifier | None,
 ) -> tuple[dict[str, float], torch.Tensor, int]:  # fmt: skip
-    """ELBO terms, IWAE bound, SSIM/PSNR (and the classifier's verdicts) of reconstructions of
-    the test images (uint8, labels); also their posterior means and the IWAE bound's count."""
+    """ELBO terms, IWAE bound and the quality of the posterior means' reconstructions of the
+    test images (uint8, labels); also their posterior means and the IWAE bound's count."""
     images, labels = test
     sums = {"loss": 0.0, "recon": 0.0, "kl": 0.0, "iwae": 0.0}
-    ssim = StructuralSimilarityIndexMeasure(data_range=1.0)
-    psnr = PeakSignalNoiseRatio(data_range=1.0)
-    verdicts = None if classifier is None else ClassifierVerdicts(FeatureExtractor(classifier))
+    quality = ReconstructionQuality(classifier)
     mus, iwae_n, batch = [], min(e["iwae_images"] or len(images), len(images)), e["batch_size"]
     device = next(model.parameters()).device
     for start in tqdm(range(0, len(images), batch), desc="test images", unit="batch",
@@ -95,19 +129,15 @@ def test_split_metrics(
         x = images[start : start + batch].to(device).float().div(255)
         y = labels[start : start + batch].to(device)
         z, mu, logvar = model.encode(x, y)  # a plain model ignores the labels
-        terms = loss_terms(model.decode(z, y), x, mu, logvar)
+        terms = loss_terms(model.decode(z, y), x, mu, logvar, likelihood=model.likelihood)
         for key in ("loss", "recon", "kl"):
             sums[key] += terms[key].item()
-        x_mean, x_host = model.decode(mu, y).clamp(0, 1).cpu(), x.cpu()
-        ssim.update(x_mean, x_host)
-        psnr.update(x_mean, x_host)
-        if verdicts:
-            verdicts.update(x_mean, y.cpu())
+        quality.update(model.decode(mu, y).clamp(0, 1).cpu(), x.cpu(), y.cpu())
         mus.append(mu.cpu())
         m = max(0, min(len(x), iwae_n - start))
         if m:
             sums["iwae"] += iwae_loss(model, x[:m], e["iwae_k"], y[:m]).sum().item()
-    n, const, k = len(images), likelihood_constant(images[0].numel()), e["iwae_k"]
+    n, const, k = len(images), model.likelihood.constant(images[0].numel()), e["iwae_k"]
     metrics = {
         "test/loss": sums["loss"] / n,
         "test/recon": sums["recon"] / n,
@@ -115,15 +145,8 @@ def test_split_metrics(
         "test/neg_elbo_nats": sums["loss"] / n + const,
         f"test/iwae{k}_loss": sums["iwae"] / iwae_n,
         f"test/iwae{k}_nll_nats": sums["iwae"] / iwae_n + const,
-        "test/ssim": float(ssim.compute()),
-        "test/psnr": float(psnr.compute()),
+        **quality.compute(),
     }
-    if verdicts:
-        # Does a reconstruction still show the same digit, and clearly? (The classifier's own
-        # verdicts on the originals are real/...)
-        recon = verdicts.summary("recon")
-        metrics["test/recon_class_accuracy"] = recon["recon/class_accuracy"]
-        metrics["test/recon_confident_share"] = recon["recon/confident_share"]
     return metrics, torch.cat(mus), iwae_n
 
 

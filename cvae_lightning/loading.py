@@ -16,21 +16,25 @@ from cvae_lightning.data.cache import Split
 from cvae_lightning.data.source import Source
 from cvae_lightning.errors import CheckpointError, ConfigError
 from cvae_lightning.hub_layout import WEIGHTS, is_layout, read_model
-from cvae_lightning.model import CVAE
+from cvae_lightning.model import ARCHITECTURES, CVAE, model_kwargs
 from cvae_lightning.runs import PROJECT_ROOT, shipped_fix
 
 log = logging.getLogger(__name__)
 
 # Hyperparameters that shape the weights, with the config key that sets each.
 ARCHITECTURE = {
+    "architecture": "model.architecture",
+    "likelihood": "model.likelihood",
     "latent": "model.latent",
-    "max_filters": "model.max_filters",
     "image_size": "data.image_size",
     "channels": "data.channels",
     "conditional": "model.conditional",
+    **{key: f"model.{key}" for keys in ARCHITECTURES.values() for key in keys},
 }
+# The CVAE's parts a checkpoint's state_dict holds under "model." (the rest is the trainer's).
+PARTS = ("encoder", "decoder", "likelihood")
 # Values assumed for checkpoints written before a hyperparameter existed.
-DEFAULTS = {"conditional": False}
+DEFAULTS = {"conditional": False, "architecture": "reference", "likelihood": "fixed"}
 
 
 def resolve_checkpoint(path: str | Path) -> Path:
@@ -110,12 +114,9 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[CV
     ckpt = read_checkpoint(path)
     hp = ckpt["hyper_parameters"]
     num_classes = hp.get("num_classes", 10) if hp.get("conditional") else 0
-    architecture = {
-        k: hp[k] for k in ("latent", "max_filters", "image_size", "channels") if k in hp
-    }
-    model = CVAE(**architecture, num_classes=num_classes)
+    model = CVAE(**model_kwargs(hp), num_classes=num_classes)
     weights = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items()}
-    weights = {k: v for k, v in weights.items() if k.split(".")[0] in ("encoder", "decoder")}
+    weights = {k: v for k, v in weights.items() if k.split(".")[0] in PARTS}
     try:
         result = model.load_state_dict(weights, strict=False)
         problems = [f"missing {k}" for k in result.missing_keys]

@@ -1,8 +1,7 @@
 """Model-quality measures in plain PyTorch: importance-weighted bound, latent activity, probes.
 
-Likelihood: the summed squared error of the loss is, up to a constant, the negative log of a
-Gaussian p(x|z) = N(x; x_rec, 1/2 I): -log p(x|z) = sum (x - x_rec)^2 + D/2 log(pi) for
-D pixels. So -ELBO (nats) = loss + D/2 log(pi), and the same constant links the IWAE bound.
+p(x|z) is the model's own likelihood (likelihood.py), in the loss's units: its `constant`
+turns the per-image loss and the IWAE bound into nats (D/2 log(pi) for the fixed Gaussian).
 """
 
 from __future__ import annotations
@@ -14,11 +13,6 @@ import torch
 from cvae_lightning.model import CVAE, reparameterize
 
 
-def likelihood_constant(pixels: int) -> float:
-    """D/2 log(pi): what turns the per-image loss into -ELBO in nats."""
-    return 0.5 * pixels * math.log(math.pi)
-
-
 def _log_normal(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """log N(z; mu, exp(logvar)) summed over the last dim."""
     return -0.5 * (math.log(2 * math.pi) + logvar + (z - mu).pow(2) / logvar.exp()).sum(-1)
@@ -26,10 +20,11 @@ def _log_normal(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torc
 
 @torch.no_grad()
 def iwae_loss(model: CVAE, x: torch.Tensor, k: int, y: torch.Tensor | None = None) -> torch.Tensor:
-    """Per image, in the loss's units: -log (1/k sum_i p(x|z_i) p(z_i) / q(z_i|x)) - D/2 log(pi).
+    """Per image, in the loss's units: -log (1/k sum_i p(x|z_i) p(z_i) / q(z_i|x)) - constant
+    (the likelihood's: 0 for a calibrated one, D/2 log(pi) for the fixed one).
 
     For k=1 its expectation is the per-image loss (recon + KL); it can only fall as k grows,
-    towards -log p(x) - D/2 log(pi).
+    towards -log p(x) - constant.
     """
     model.eval()
     mu, logvar = model.posterior(x, y)
@@ -37,7 +32,7 @@ def iwae_loss(model: CVAE, x: torch.Tensor, k: int, y: torch.Tensor | None = Non
     for _ in range(k):
         z = reparameterize(mu, logvar)
         x_rec = model.decode(z, y)
-        log_px_z = -(x_rec - x).pow(2).flatten(1).sum(1)  # constant left out, see module doc
+        log_px_z = -model.likelihood(x_rec, x, per_image=True)
         log_pz = _log_normal(z, torch.zeros_like(z), torch.zeros_like(z))
         log_qz = _log_normal(z, mu, logvar)
         log_w.append(log_px_z + log_pz - log_qz)

@@ -1,13 +1,22 @@
-"""The convolutional VAE of the reference recipe, in plain PyTorch (no Lightning, no Hydra)."""
+"""The convolutional VAE: the reference recipe's network and the container every architecture
+shares (encode, decode, sample), in plain PyTorch (no Lightning, no Hydra)."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-# The reference clamps logvar so exp() neither overflows nor collapses to zero.
-LOGVAR_MIN, LOGVAR_MAX = -20.0, 10.0
-LEAKY_SLOPE = 0.01
+from cvae_lightning.layers import (
+    LEAKY_SLOPE,
+    LOGVAR_MAX,
+    LOGVAR_MIN,
+    LabelFilm,
+    reparameterize,
+    with_label,
+)
+from cvae_lightning.likelihood import KINDS as LIKELIHOODS
+from cvae_lightning.likelihood import GaussianLikelihood
+from cvae_lightning.resnet import ResDecoder, ResEncoder, check_resnet
 
 
 def check_architecture(latent: int, max_filters: int, image_size: int, channels: int) -> None:
@@ -27,34 +36,12 @@ def check_architecture(latent: int, max_filters: int, image_size: int, channels:
         raise ValueError(f"model.channels={channels} is invalid: it must be >= 1")
 
 
-def with_label(h: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
-    """Append the label to features: y is (B,) class indices or (B, K) one-hot/soft labels."""
-    return h if y is None else torch.cat([h, y.to(h.dtype)], dim=1)
-
-
 def conv_bn_act(c_in: int, c_out: int, stride: int) -> nn.Sequential:
     return nn.Sequential(
         nn.Conv2d(c_in, c_out, kernel_size=3, stride=stride, padding=1),
         nn.BatchNorm2d(c_out),
         nn.LeakyReLU(LEAKY_SLOPE),
     )
-
-
-class LabelFilm(nn.Module):
-    """The label as a per-channel scale and shift (FiLM) at each stage of a conditional network.
-
-    Fed only through one layer, the label gets ignored in favour of z: the encoder leaves the
-    digit's identity in z and the decoder reads it from there, so `digit=7` draws other digits.
-    At every stage the encoder can take the class out of z, and the decoder put it back.
-    """
-
-    def __init__(self, num_classes: int, channels: tuple[int, ...]):
-        super().__init__()
-        self.layers = nn.ModuleList(nn.Linear(num_classes, 2 * c) for c in channels)
-
-    def forward(self, stage: int, h: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        scale, shift = self.layers[stage](y.to(h.dtype))[:, :, None, None].chunk(2, dim=1)
-        return h * (1 + scale) + shift
 
 
 class Encoder(nn.Module):
@@ -127,20 +114,59 @@ class Decoder(nn.Module):
         return h
 
 
-def reparameterize(
-    mu: torch.Tensor, logvar: torch.Tensor, eps: torch.Tensor | None = None
-) -> torch.Tensor:
-    """z = mu + sigma * eps with eps ~ N(0, I) (drawn here unless given), differentiable in mu
-    and logvar."""
-    eps = torch.randn_like(mu) if eps is None else eps
-    return mu + torch.exp(0.5 * logvar) * eps
+# Each architecture's own keys, with their defaults: the reference's (this file) and the deeper
+# one for colour and larger images (resnet.py).
+ARCHITECTURES = {
+    "reference": {"max_filters": 64},
+    "resnet": {
+        "width": 16, "max_width": 256, "blocks": 1, "norm": "batch", "bottom": 8, "latent_map": 2,
+    },
+}  # fmt: skip
+
+
+def model_kwargs(hp: dict) -> dict:
+    """The CVAE arguments among saved hyperparameters (a checkpoint's, a config.json's); what a
+    checkpoint written before a key existed lacks gets that key's old value."""
+    architecture = hp.get("architecture", "reference")
+    keys = ("latent", "image_size", "channels", "likelihood", *ARCHITECTURES.get(architecture, {}))
+    return {"architecture": architecture, **{k: hp[k] for k in keys if k in hp}}
+
+
+def check_model(
+    latent: int, image_size: int, channels: int, architecture: str = "reference",
+    likelihood: str = "fixed", max_filters: int = 64, **options,
+) -> dict:  # fmt: skip
+    """Refuse a model the settings cannot make, naming the key and what is allowed; returns
+    the architecture's own keys with their defaults filled in."""
+    if architecture not in ARCHITECTURES:
+        raise ValueError(
+            f"model.architecture={architecture!r} is invalid: choose one of "
+            f"{', '.join(ARCHITECTURES)}"
+        )
+    if likelihood not in LIKELIHOODS:
+        raise ValueError(
+            f"model.likelihood={likelihood!r} is invalid: choose one of {', '.join(LIKELIHOODS)}"
+        )
+    unknown = sorted(set(options) - set(ARCHITECTURES[architecture]))
+    if unknown:
+        raise ValueError(f"model.{unknown[0]} is not a key of model.architecture={architecture}")
+    if architecture == "reference":
+        check_architecture(latent, max_filters, image_size, channels)
+        return {"max_filters": max_filters}
+    shape = {**ARCHITECTURES["resnet"], **options}
+    check_resnet(latent, image_size, channels, **shape)
+    return shape
 
 
 class CVAE(nn.Module):
-    """Encoder + decoder; forward returns (x_rec, mu, logvar).
+    """Encoder + decoder + the decoder's likelihood; forward returns (x_rec, mu, logvar).
 
-    `num_classes` > 0 makes it class-conditional: every method then takes labels `y`, either
-    class indices (B,) or one-hot rows (B, num_classes); 0 keeps the reference model exactly.
+    `architecture`: "reference" (the recipe's three-stage network, `max_filters`) or "resnet"
+    (resnet.py; its keys in `options`: width, max_width, blocks, norm, bottom, latent_map).
+    `likelihood`: the decoder's Gaussian, "fixed" (the reference) or calibrated
+    (likelihood.py). `num_classes` > 0 makes it class-conditional: every method then takes
+    labels `y`, either class indices (B,) or one-hot rows (B, num_classes); 0 keeps the
+    reference model exactly.
     """
 
     def __init__(
@@ -150,12 +176,22 @@ class CVAE(nn.Module):
         image_size: int = 64,
         channels: int = 1,
         num_classes: int = 0,
+        architecture: str = "reference",
+        likelihood: str = "fixed",
+        **options,
     ):
         super().__init__()
-        check_architecture(latent, max_filters, image_size, channels)
+        shape = check_model(latent, image_size, channels, architecture, likelihood, max_filters,
+                            **options)  # fmt: skip
         self.latent, self.num_classes, self.channels = latent, num_classes, channels
-        self.encoder = Encoder(latent, max_filters, image_size, channels, num_classes)
-        self.decoder = Decoder(latent, max_filters, image_size, channels, num_classes)
+        self.image_size, self.architecture = image_size, architecture
+        if architecture == "reference":
+            self.encoder = Encoder(latent, max_filters, image_size, channels, num_classes)
+            self.decoder = Decoder(latent, max_filters, image_size, channels, num_classes)
+        else:
+            self.encoder = ResEncoder(latent, image_size, channels, num_classes, **shape)
+            self.decoder = ResDecoder(latent, image_size, channels, num_classes, **shape)
+        self.likelihood = GaussianLikelihood(likelihood, channels)
 
     def one_hot(self, y: torch.Tensor | None, n: int) -> torch.Tensor | None:
         """Labels as (n, num_classes) rows; None for an unconditional model."""

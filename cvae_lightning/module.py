@@ -1,4 +1,4 @@
-"""LightningModule: the CVAE, its MSE-plus-KL objective, per-image metrics and the optimizer."""
+"""LightningModule: the CVAE, its likelihood + KL objective, per-image metrics, the optimizer."""
 
 from __future__ import annotations
 
@@ -40,10 +40,11 @@ class CVAEModule(L.LightningModule):
         beta: float = 1.0,
         kl_warmup_epochs: float = 0,
         cuda_graph: bool | str = False,
-        **architecture: int,
+        **network,
     ):
-        """`architecture`: the `CVAE`'s latent, max_filters, image_size and channels (its own
-        defaults for those not given); `num_classes` is used when `conditional`; `classes`
+        """`network`: the `CVAE`'s keys (architecture, likelihood, latent, image_size,
+        channels and the architecture's own: max_filters, or resnet's width, blocks, ...; its
+        own defaults for those not given); `num_classes` is used when `conditional`; `classes`
         names the data's classes (kept in the checkpoint for pictures and sampling). The
         objective is recon + beta * KL (beta=1: the reference), beta reached linearly over the
         first `kl_warmup_epochs` epochs of training; validation and test use beta.
@@ -55,7 +56,8 @@ class CVAEModule(L.LightningModule):
         # checkpoint holds only plain values and loads with weights_only=True.
         self.save_hyperparameters(ignore=["optimizer"])
         self.optimizer = optimizer
-        self.model = CVAE(**architecture, num_classes=num_classes if conditional else 0)
+        # (Not **architecture: Lightning's save_hyperparameters drops a key named like the **.)
+        self.model = CVAE(**network, num_classes=num_classes if conditional else 0)
         self.sums = {stage: EpochSums() for stage in STAGES}
         # train() resolves "auto" to true/false for its machine; built directly, auto is off.
         self.automatic_optimization = cuda_graph is not True
@@ -88,7 +90,8 @@ class CVAEModule(L.LightningModule):
         """Summed loss terms over the batch (what the reference optimises, with KL weight
         `weight`, default beta)."""
         x_rec, mu, logvar = self.model(x, y)
-        return loss_terms(x_rec, x, mu, logvar, self.hparams.beta if weight is None else weight)
+        weight = self.hparams.beta if weight is None else weight
+        return loss_terms(x_rec, x, mu, logvar, weight, self.model.likelihood)
 
     def kl_weight(self) -> float:
         """The KL weight of this training step: beta after the warm-up, less during it."""
@@ -133,6 +136,9 @@ class CVAEModule(L.LightningModule):
             self._log_means("train")
             if self.hparams.kl_warmup_epochs:
                 self.log("train/kl_weight", weight, on_step=False, on_epoch=True, batch_size=1)
+            if self.model.likelihood.calibrated:  # the decoder's running sigma (mean of channels)
+                sigma = self.model.likelihood.sigma().mean()
+                self.log("train/sigma", sigma, on_step=False, on_epoch=True, batch_size=1)
         return terms
 
     # -- the manual (CUDA-graph) training step -------------------------------------------

@@ -57,7 +57,7 @@ def example_inputs(model: CVAE, part: str, n: int, seed: int = 0) -> dict[str, t
     if part == "decoder":
         inputs = {"z": torch.randn(n, model.latent, generator=g)}
     else:
-        size = model.decoder.shape[1] * 8  # the decoder starts at 1/8 of the image size
+        size = model.image_size
         inputs = {"image": torch.rand(n, model.channels, size, size, generator=g)}
     if model.num_classes:
         inputs["label"] = torch.randint(model.num_classes, (n,), generator=g)

@@ -7,7 +7,7 @@ from omegaconf import DictConfig
 
 from cvae_lightning.data import CHANNELS, SOURCES
 from cvae_lightning.errors import ConfigError
-from cvae_lightning.model import check_architecture
+from cvae_lightning.model import check_model, model_kwargs
 
 
 def _require(ok: bool, key: str, value, allowed: str) -> None:
@@ -24,7 +24,7 @@ def check_config(cfg: DictConfig, multirun: bool = False) -> None:
     _require(0 < fraction < 1, "data.val_fraction", fraction, "it must be between 0 and 1")
     channels = 1 if data.channels == "auto" else data.channels  # auto: the data decides later
     try:
-        check_architecture(model.latent, model.max_filters, data.image_size, channels)
+        check_model(**model_kwargs({**model, "image_size": data.image_size, "channels": channels}))
     except ValueError as e:
         raise ConfigError(str(e)) from None
     _require(data.batch_size >= 1, "data.batch_size", data.batch_size, "it must be >= 1")

@@ -12,8 +12,8 @@ from hydra import compose, initialize_config_dir
 from cvae_lightning.errors import ConfigError
 from cvae_lightning.evaluation import evaluate_config
 from cvae_lightning.loading import load_model
-from cvae_lightning.losses import kl_divergence, reconstruction_loss
-from cvae_lightning.metrics import active_units, iwae_loss, knn_accuracy, likelihood_constant
+from cvae_lightning.losses import FIXED, kl_divergence
+from cvae_lightning.metrics import active_units, iwae_loss, knn_accuracy
 from cvae_lightning.runs import PROJECT_ROOT
 
 from conftest import read_images, user_error
@@ -32,7 +32,7 @@ def test_iwae_with_one_sample_is_the_elbo(model_and_images):
     iwae1 = iwae_loss(model, x, k=1).mean().item()
     torch.manual_seed(1)
     z, mu, logvar = model.encode(x)
-    elbo = (reconstruction_loss(model.decode(z), x) + kl_divergence(mu, logvar)).item() / len(x)
+    elbo = (FIXED(model.decode(z), x) + kl_divergence(mu, logvar)).item() / len(x)
     # Same expectation; the two estimates differ only by Monte Carlo noise.
     assert iwae1 == pytest.approx(elbo, rel=0.02)
 
@@ -49,9 +49,7 @@ def test_iwae_bound_tightens_with_more_samples(model_and_images):
 def test_likelihood_constant_makes_the_gaussian_exact():
     x, x_rec = torch.rand(5), torch.rand(5)
     gaussian = torch.distributions.Normal(x_rec, (0.5) ** 0.5).log_prob(x).sum()
-    assert -gaussian.item() == pytest.approx(
-        reconstruction_loss(x_rec, x).item() + likelihood_constant(5), rel=1e-6
-    )
+    assert -gaussian.item() == pytest.approx(FIXED(x_rec, x).item() + FIXED.constant(5), rel=1e-6)
 
 
 def test_active_units_and_knn_probe():
@@ -77,7 +75,7 @@ def test_eval_script_writes_json(trained_run, cache_dir, tmp_path):
     m = record["metrics"]
     assert record["images"] == 512 and record["iwae_images"] == 64
     assert m["test/loss"] == pytest.approx(m["test/recon"] + m["test/kl"], rel=1e-6)
-    assert m["test/neg_elbo_nats"] == pytest.approx(m["test/loss"] + likelihood_constant(256))
+    assert m["test/neg_elbo_nats"] == pytest.approx(m["test/loss"] + FIXED.constant(256))
     assert 0 < m["test/ssim"] <= 1 and m["test/psnr"] > 5
     assert 0 <= m["latent/active_units"] <= 8 and m["latent/knn5_accuracy"] > 0.3
     # Every density's samples, measured against the test images beside the floor of real

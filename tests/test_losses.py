@@ -3,13 +3,16 @@ import math
 import pytest
 import torch
 
-from cvae_lightning.losses import kl_divergence, reconstruction_loss
+from cvae_lightning.likelihood import GaussianLikelihood
+from cvae_lightning.losses import kl_divergence
 
 
 def test_reconstruction_is_summed_squared_error():
     x = torch.tensor([[0.0, 1.0], [0.5, 0.25]])
     x_rec = torch.tensor([[0.5, 1.0], [0.0, 0.75]])
-    assert reconstruction_loss(x_rec, x).item() == pytest.approx(0.25 + 0 + 0.25 + 0.25)
+    fixed = GaussianLikelihood("fixed")
+    assert fixed(x_rec, x).item() == pytest.approx(0.25 + 0 + 0.25 + 0.25)
+    assert fixed(x_rec, x, per_image=True).tolist() == pytest.approx([0.25, 0.5])
 
 
 def test_kl_matches_hand_sum():
