@@ -1,14 +1,10 @@
 """Evaluate a checkpoint on the test split: `uv run eval.py ckpt_path=<run dir or .ckpt>`."""
 
-import sys
-
 import hydra
 from omegaconf import DictConfig
 
-from cvae_lightning.cli import exit_on_user_error
-from cvae_lightning.evaluation import evaluate_config
-from cvae_lightning.overrides import check_overrides
-from cvae_lightning.runs import register_resolvers
+from cvae_lightning.cli.main import exit_on_user_error, prepare
+from cvae_lightning.evaluation.evaluate import evaluate_config
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="eval")
@@ -17,6 +13,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    register_resolvers()
-    exit_on_user_error(check_overrides, "eval", sys.argv[1:])  # a misspelt key: one line
+    prepare("eval")
     main()

@@ -4,25 +4,18 @@ decoder.onnx (z [+ label] -> image) and encoder.onnx (image [+ label] -> mu, log
 dynamic batch axis, checked against PyTorch with onnxruntime; see conf/export.yaml.
 """
 
-import sys
-
 import hydra
 from omegaconf import DictConfig
 
-from cvae_lightning.cli import exit_on_user_error
-from cvae_lightning.onnx_export import export
-from cvae_lightning.overrides import check_overrides
-from cvae_lightning.runs import register_resolvers
+from cvae_lightning.cli.main import exit_on_user_error, prepare
+from cvae_lightning.inference.onnx import export_config
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="export")
 def main(cfg: DictConfig) -> None:
-    exit_on_user_error(
-        export, cfg.ckpt_path, cfg.out, cfg.opset, cfg.pt2, tuple(cfg.batches), cfg.tolerance
-    )
+    exit_on_user_error(export_config, cfg)
 
 
 if __name__ == "__main__":
-    register_resolvers()
-    exit_on_user_error(check_overrides, "export", sys.argv[1:])  # a misspelt key: one line
+    prepare("export")
     main()

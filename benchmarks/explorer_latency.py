@@ -25,8 +25,8 @@ import httpx  # noqa: E402
 from gradio_client import Client  # noqa: E402
 from hydra import compose, initialize_config_dir  # noqa: E402
 
-from cvae_lightning.explorer_app import build_page, load_explorer  # noqa: E402
-from cvae_lightning.runs import register_resolvers  # noqa: E402
+from cvae_lightning.app.page import build_page, load_explorer  # noqa: E402
+from cvae_lightning.cli.runs import register_resolvers  # noqa: E402
 
 
 def percentiles(seconds: list[float]) -> str:

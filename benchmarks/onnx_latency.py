@@ -25,8 +25,9 @@ sys.path.insert(0, str(ROOT))
 import onnxruntime as ort  # noqa: E402
 import torch  # noqa: E402
 
-from cvae_lightning.onnx_export import export  # noqa: E402
-from cvae_lightning.pretrained import SHIPPED, load_pretrained  # noqa: E402
+from cvae_lightning.inference.onnx import export  # noqa: E402
+from cvae_lightning.inference.pretrained import load_pretrained  # noqa: E402
+from cvae_lightning.paths import SHIPPED  # noqa: E402
 
 
 def timed(fn, repeats: int) -> list[float]:

@@ -37,21 +37,23 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from vanilla_vae import train_vanilla  # noqa: E402
-
-from cvae_lightning.captions import title_parts  # noqa: E402
-from cvae_lightning.classifier import load_classifier  # noqa: E402
-from cvae_lightning.classifier_training import fit_classifier  # noqa: E402
+from cvae_lightning.cli.runs import register_resolvers  # noqa: E402
 from cvae_lightning.data import load_split, source_from  # noqa: E402
-from cvae_lightning.densities import GaussianMixture, StandardNormal  # noqa: E402
-from cvae_lightning.density_store import fit_for_model  # noqa: E402
-from cvae_lightning.evaluation import ReconstructionQuality  # noqa: E402
-from cvae_lightning.explore import posterior_means, sample_grid  # noqa: E402
-from cvae_lightning.judging import sample_quality  # noqa: E402
-from cvae_lightning.loading import load_model  # noqa: E402
-from cvae_lightning.model import count_parameters  # noqa: E402
-from cvae_lightning.runs import register_resolvers  # noqa: E402
-from cvae_lightning.training import train  # noqa: E402
+from cvae_lightning.densities.gmm import GaussianMixture  # noqa: E402
+from cvae_lightning.densities.standard import StandardNormal  # noqa: E402
+from cvae_lightning.densities.store import fit_for_model  # noqa: E402
+from cvae_lightning.evaluation.classifier import load_classifier  # noqa: E402
+from cvae_lightning.evaluation.reconstruction import ReconstructionQuality  # noqa: E402
+from cvae_lightning.evaluation.samples import sample_quality  # noqa: E402
+from cvae_lightning.evaluation.train_classifier import fit_classifier  # noqa: E402
+from cvae_lightning.inference.captions import title_parts  # noqa: E402
+from cvae_lightning.inference.checkpoint import load_model, resolve_checkpoint  # noqa: E402
+from cvae_lightning.inference.draw import sample_grid  # noqa: E402
+from cvae_lightning.training.train import train  # noqa: E402
+from cvae_lightning.vae.latent import posterior_means  # noqa: E402
+from cvae_lightning.vae.model import count_parameters  # noqa: E402
+
+from vanilla_vae import train_vanilla  # noqa: E402
 
 # The project's two networks: resnet at the batch its defaults were chosen with (the peer's
 # too), the reference network at its recipe's batch with the latent of the README's colour run.
@@ -98,7 +100,7 @@ def train_project(
     start = time.perf_counter()
     train(cfg)
     seconds = time.perf_counter() - start
-    model, ckpt = load_model(out / name)
+    model, ckpt = load_model(resolve_checkpoint(out / name))
     steps = ckpt["global_step"]
     images = steps * cfg.data.batch_size
     return model, {"epochs": ckpt["epoch"] + 1, "steps": steps, "images_seen": images,
@@ -135,7 +137,7 @@ def picture(models: dict, densities: dict, test_x: torch.Tensor) -> torch.Tensor
     for name, model in models.items():
         rec = model.decode(posterior_means(model, x)).clamp(0, 1).float().cpu()
         top = make_grid(torch.cat([x, rec]), nrow=8, padding=2, pad_value=1.0)
-        drawn = sample_grid(model, 32, 8, 1.0, 0, density=densities[name]["gmm"])
+        drawn = sample_grid(model, densities[name]["gmm"], 32, 8, 1.0, 0)
         block = torch.cat([top, torch.ones(3, 8, top.shape[2]), drawn], dim=1)
         titles.append(name)
         parts += [block, torch.ones(3, block.shape[1], 12)]
@@ -176,6 +178,7 @@ def main() -> None:
         if name == "vanilla":
             model, record = train_vanilla(train_split.images, args.minutes * 60, args.seed,
                                           log=log.info)  # fmt: skip
+            torch.save(model.state_dict(), out / "vanilla.pt")  # its weights, to look at later
         else:
             model, record = train_project(name, data, args.minutes, out, args.seed, args.override)
         record["parameters"] = count_parameters(model)

@@ -33,12 +33,12 @@ from omegaconf import open_dict
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from cvae_lightning.cli.runs import register_resolvers  # noqa: E402
 from cvae_lightning.data import load_split, source_from  # noqa: E402
-from cvae_lightning.losses import kl_divergence  # noqa: E402
-from cvae_lightning.model import CVAE, model_kwargs  # noqa: E402
-from cvae_lightning.precision import AUTO, choose_precision  # noqa: E402
-from cvae_lightning.runs import register_resolvers  # noqa: E402
-from cvae_lightning.training import train  # noqa: E402
+from cvae_lightning.training.precision import AUTO, choose_precision  # noqa: E402
+from cvae_lightning.training.train import train  # noqa: E402
+from cvae_lightning.vae.losses import kl_divergence  # noqa: E402
+from cvae_lightning.vae.model import CVAE, model_kwargs  # noqa: E402
 
 
 def sync(device: torch.device) -> None:

@@ -12,6 +12,13 @@ class ConfigError(UserError, ValueError):
     """A config value the user must change; the message says which and to what."""
 
 
+def require(ok: bool, key: str, value, allowed: str) -> None:
+    """Refuse a config value in the one line every check uses: the key, the value, what is
+    allowed."""
+    if not ok:
+        raise ConfigError(f"{key}={value!r} is invalid: {allowed}")
+
+
 class DatasetError(UserError):
     """A dataset problem the user can fix; the message names the file and the fix."""
 

@@ -1,4 +1,5 @@
-"""Writing files so that a crash or a full disk never leaves half a file where a good one was."""
+"""Writing files so that a crash or a full disk never leaves half a file where a good one was;
+reading safetensors files (tensors without pickle)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
+
+import torch
+from safetensors import safe_open
 
 from cvae_lightning.errors import DiskFullError
 
@@ -57,3 +61,9 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def read_tensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """A safetensors file's tensors (on the CPU) and its metadata."""
+    with safe_open(str(path), framework="pt") as f:
+        return {k: f.get_tensor(k) for k in f.keys()}, f.metadata() or {}  # noqa: SIM118

@@ -11,7 +11,8 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, open_dict
 
-from cvae_lightning.runs import PROJECT_ROOT, register_resolvers
+from cvae_lightning.cli.runs import register_resolvers
+from cvae_lightning.paths import PROJECT_ROOT
 
 register_resolvers()
 
@@ -35,7 +36,7 @@ def cache_dir(tmp_path_factory) -> Path:
 @pytest.fixture
 def tiny_cfg(tmp_path, cache_dir) -> DictConfig:
     """The tiny config as train() sees it: data.channels resolved, the classes adopted."""
-    from cvae_lightning.training import adopt_data
+    from cvae_lightning.training.train import adopt_data
 
     cfg = compose_config(*TINY, f"data.cache_dir={cache_dir}")
     adopt_data(cfg)
@@ -45,10 +46,17 @@ def tiny_cfg(tmp_path, cache_dir) -> DictConfig:
     return cfg
 
 
+def load_run(run):
+    """(the plain CVAE, the checkpoint) of a run folder, a .ckpt or a saved folder."""
+    from cvae_lightning.inference.checkpoint import load_model, resolve_checkpoint
+
+    return load_model(resolve_checkpoint(run))
+
+
 def user_error(capsys, fn, *args) -> tuple[int, list[str]]:
     """Run an entry function as its script does, in-process: (exit code, stderr lines). The
     scripts' own exit codes are checked once per script, as subprocesses, in test_cli.py."""
-    from cvae_lightning.cli import exit_on_user_error
+    from cvae_lightning.cli.main import exit_on_user_error
 
     with pytest.raises(SystemExit) as e:
         exit_on_user_error(fn, *args)
@@ -79,7 +87,7 @@ def tiny_mnist(tmp_path) -> Path:
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory, cache_dir):
     """One tiny training run shared by the tests that inspect what a run writes."""
-    from cvae_lightning.training import train
+    from cvae_lightning.training.train import train
 
     out = tmp_path_factory.mktemp("trained")
     cfg = compose_config(*TINY, "trainer.max_epochs=3", f"data.cache_dir={cache_dir}")
@@ -175,7 +183,7 @@ def colour_run(tmp_path_factory):
     )  # fmt: skip
     cfg.paths.output = str(base / "run")
     cfg.trainer.enable_progress_bar = False
-    from cvae_lightning.training import train
+    from cvae_lightning.training.train import train
 
     metrics = train(cfg)
     return base, folder, metrics

@@ -34,8 +34,8 @@ def test_samples_use_the_same_z_every_epoch(tiny_cfg):
     import lightning as L
     import torch
 
-    from cvae_lightning.callbacks import ImageGridLogger
-    from cvae_lightning.training import train
+    from cvae_lightning.training.callbacks import ImageGridLogger
+    from cvae_lightning.training.train import train
 
     class Spy(L.Callback):
         zs: list = []
@@ -57,7 +57,7 @@ def test_nan_loss_stops_the_run_and_names_the_last_good_checkpoint(tiny_cfg):
     import torch
 
     from cvae_lightning.errors import NonFiniteLossError
-    from cvae_lightning.training import train
+    from cvae_lightning.training.train import train
 
     class Poison(L.Callback):
         def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):

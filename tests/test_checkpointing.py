@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from cvae_lightning.checkpointing import AtomicCheckpointIO
+from cvae_lightning.training.checkpointing import AtomicCheckpointIO
 
 
 def test_a_crash_while_saving_leaves_the_old_checkpoint(tmp_path, monkeypatch):
@@ -48,7 +48,7 @@ def notes(tmp_path) -> dict[str, list[str]]:
 @pytest.mark.slow
 def test_ddp_a_nan_on_one_rank_stops_every_rank_at_the_same_step(tiny_cfg, tmp_path):
     from cvae_lightning.errors import NonFiniteLossError
-    from cvae_lightning.training import train
+    from cvae_lightning.training.train import train
 
     from helpers.ddp_faults import NanOnOneRank, NotingGuard, deadline
 
@@ -63,7 +63,7 @@ def test_ddp_a_nan_on_one_rank_stops_every_rank_at_the_same_step(tiny_cfg, tmp_p
 @pytest.mark.slow
 def test_ddp_ctrl_c_on_one_rank_saves_once_on_every_rank(tiny_cfg, tmp_path):
     from cvae_lightning.errors import Interrupted
-    from cvae_lightning.training import train
+    from cvae_lightning.training.train import train
 
     from helpers.ddp_faults import InterruptOnOneRank, deadline
 

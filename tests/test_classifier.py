@@ -4,16 +4,16 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
-from cvae_lightning.classifier import (
+from cvae_lightning.errors import AccuracyTooLowError
+from cvae_lightning.evaluation.classifier import (
     ClassifierError,
     FeatureExtractor,
     ImageClassifier,
     load_classifier,
     save_classifier,
 )
-from cvae_lightning.classifier_training import fit_classifier, jitter
-from cvae_lightning.errors import AccuracyTooLowError
-from cvae_lightning.runs import PROJECT_ROOT
+from cvae_lightning.evaluation.train_classifier import fit_classifier, jitter
+from cvae_lightning.paths import PROJECT_ROOT
 
 from conftest import read_images
 

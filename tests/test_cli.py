@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from cvae_lightning.errors import ConfigError
-from cvae_lightning.runs import PROJECT_ROOT
-from cvae_lightning.training import train
+from cvae_lightning.paths import PROJECT_ROOT
+from cvae_lightning.training.train import train
 
 from conftest import TINY, compose_config, read_events, user_error
 
@@ -138,7 +138,7 @@ def test_multirun_gives_each_job_its_own_dir(tmp_path, cache_dir):
 
 
 def test_long_override_names_are_shortened():
-    from cvae_lightning.runs import short_dirname
+    from cvae_lightning.cli.runs import short_dirname
 
     long = ",".join(f"model.key{i}=value/{i}" for i in range(30))
     name = short_dirname(long)
@@ -222,7 +222,7 @@ def test_a_misspelt_key_names_the_closest_one_in_one_line(tmp_path):
 
 
 def test_valid_overrides_pass_the_key_check():
-    from cvae_lightning.overrides import check_overrides
+    from cvae_lightning.cli.overrides import check_overrides
 
     check_overrides("train", ["data=folder", "data.path=/x", "+extra.key=1", "model.latent=2"])
     check_overrides("train", ["-m", "model.latnet=2,4"])  # sweeps are Hydra's to judge

@@ -4,13 +4,13 @@ import pytest
 import torch
 from PIL import Image
 
-from cvae_lightning import explore
-from cvae_lightning.density_store import load_densities
-from cvae_lightning.loading import load_model
-from cvae_lightning.runs import PROJECT_ROOT
-from cvae_lightning.training import train
+from cvae_lightning.densities.standard import StandardNormal
+from cvae_lightning.densities.store import load_densities
+from cvae_lightning.inference import draw
+from cvae_lightning.paths import PROJECT_ROOT
+from cvae_lightning.training.train import train
 
-from conftest import read_events, read_images
+from conftest import load_run, read_events, read_images
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +47,7 @@ def conditional_run(tmp_path_factory, cache_dir):
 
 def test_samples_are_the_requested_digit(conditional_run, classifier_16px):
     clf = classifier_16px
-    model, _ = load_model(conditional_run)
+    model, _ = load_run(conditional_run)
     hits = []
     for digit in range(10):
         x = model.sample(
@@ -65,7 +65,7 @@ def test_eval_reports_digit_accuracy_for_every_density(conditional_run, cache_di
     16px classifier below.)"""
     from hydra import compose, initialize_config_dir
 
-    from cvae_lightning.evaluation import evaluate_config
+    from cvae_lightning.evaluation.evaluate import evaluate_config
 
     with initialize_config_dir(config_dir=str(PROJECT_ROOT / "conf"), version_base="1.3"):
         cfg = compose(
@@ -85,14 +85,14 @@ def test_eval_reports_digit_accuracy_for_every_density(conditional_run, cache_di
 @pytest.mark.parametrize("name", ["gaussian", "gmm", "flow"])
 def test_each_fitted_density_draws_the_requested_digit(conditional_run, classifier_16px, name):
     """One mixture per digit, or the digit as the flow's context: `digit=7` draws sevens."""
-    from cvae_lightning.density_store import load_densities
+    from cvae_lightning.densities.store import load_densities
 
     clf = classifier_16px
-    model, _ = load_model(conditional_run)
+    model, _ = load_run(conditional_run)
     densities, _ = load_densities(conditional_run / "checkpoints" / "densities.pt", model)
     digits = torch.arange(500) % 10
     g = torch.Generator().manual_seed(0)
-    images = explore.generate(model, 500, 1.0, g, digits, densities[name])
+    images = draw.generate(model, densities[name], 500, 1.0, g, digits)
     assert (clf(images.flatten(1)).argmax(1) == digits).float().mean() > 0.8
 
 
@@ -100,9 +100,13 @@ def test_sample_grid_has_one_row_per_digit(conditional_run):
     with Image.open(conditional_run / "images" / "samples_epoch006.png") as im:
         assert im.size == (4 * 16, 10 * 16)  # 40 samples: 10 rows (digits 0-9) of 4
     assert "images/samples" in read_events(conditional_run).Tags()["images"]
-    model, _ = load_model(conditional_run)
-    seven = explore.sample_grid(model, 8, nrow=8, label=7)
-    assert explore.sample_grid(model, 20).shape == (3, 2 + 10 * 18, 2 + 2 * 18)  # 10 rows of 2
+    model, _ = load_run(conditional_run)
+    seven = draw.sample_grid(model, StandardNormal.of(model), 8, nrow=8, label=7)
+    assert draw.sample_grid(model, StandardNormal.of(model), 20).shape == (
+        3,
+        2 + 10 * 18,
+        2 + 2 * 18,
+    )  # 10 rows of 2
     assert seven.shape == (3, 2 + 18, 2 + 8 * 18)
 
 
@@ -123,8 +127,10 @@ def test_two_dimensional_latent_gets_manifold_and_scatter(tmp_path, cache_dir):
 
 
 def test_default_grid_gives_every_class_a_full_row(conditional_run):
-    model, _ = load_model(conditional_run)
-    grid = explore.sample_grid(model, 64)  # 10 classes: 10 rows of 6, no short row, no filler
+    model, _ = load_run(conditional_run)
+    grid = draw.sample_grid(
+        model, StandardNormal.of(model), 64
+    )  # 10 classes: 10 rows of 6, no short row, no filler
     assert grid.shape == (3, 2 + 10 * 18, 2 + 6 * 18)
 
 
@@ -139,7 +145,7 @@ def test_small_classes_get_fewer_mixture_components_not_an_error(tmp_path, cache
     with caplog.at_level("INFO"):
         train(cfg)
     assert "components instead of 50" in caplog.text  # said in the console and train.log
-    model, ckpt = load_model(tmp_path)
+    model, ckpt = load_run(tmp_path)
     densities, _ = load_densities(tmp_path / "checkpoints" / "densities.pt", model)
     z = densities["gmm"].sample(20, torch.full((20,), 3))
     assert z.shape == (20, model.latent) and torch.isfinite(z).all()
@@ -152,7 +158,7 @@ def test_sample_py_keeps_every_tensor_on_the_models_device(conditional_run, cach
     made on its device (the traversal once built its labels on the CPU and crashed on CUDA)."""
     from test_sampling import sample_config
 
-    from cvae_lightning.sampling import render
+    from cvae_lightning.inference.sample import render
 
     from helpers.one_device import OneDevice
 
@@ -164,12 +170,12 @@ def test_sample_py_keeps_every_tensor_on_the_models_device(conditional_run, cach
 
 
 def test_end_of_training_pictures_keep_every_tensor_on_the_models_device(conditional_run):
-    """The LatentExplorer and ImageGridLogger pictures of a conditional model, on the stand-in
+    """The LatentPictures and ImageGridLogger pictures of a conditional model, on the stand-in
     GPU (the traversal's and the manifold's labels were made on the CPU)."""
     from types import SimpleNamespace
 
-    from cvae_lightning.callbacks import ImageGridLogger, LatentExplorer
-    from cvae_lightning.model import CVAE
+    from cvae_lightning.training.callbacks import ImageGridLogger, LatentPictures
+    from cvae_lightning.vae.model import CVAE
 
     from helpers.one_device import OneDevice
 
@@ -189,6 +195,6 @@ def test_end_of_training_pictures_keep_every_tensor_on_the_models_device(conditi
         grids.z = torch.randn(20, 2)
         grids.x, grids.y = x, y
         recon, samples = grids.render(pl_module)
-        LatentExplorer(str(out), embed=16).on_fit_end(trainer, pl_module)
+        LatentPictures(str(out), embed=16).on_fit_end(trainer, pl_module)
     assert recon.shape == (3, 2 * 16, 10 * 16) and samples.shape == (3, 10 * 16, 2 * 16)
     assert {p.name for p in out.iterdir()} >= {"traversal.png", "manifold.png", "interpolation.png"}

@@ -4,7 +4,7 @@ it computes what the eager step does."""
 import pytest
 import torch
 
-from cvae_lightning.cuda_graph import CapturedStep, choose_cuda_graph
+from cvae_lightning.training.cuda_graph import CapturedStep, choose_cuda_graph
 
 SINGLE_GPU = dict(
     accelerator="gpu", devices=1, strategy="auto", precision="bf16-mixed",
@@ -34,7 +34,7 @@ def test_the_graph_is_used_where_it_can_be_and_the_reason_where_not(asked, chang
 
 
 def test_a_graph_asked_for_on_a_cpu_is_one_console_line(tiny_cfg, caplog):
-    from cvae_lightning.training import choose_step
+    from cvae_lightning.training.train import choose_step
 
     tiny_cfg.model.cuda_graph = True
     with caplog.at_level("INFO"):

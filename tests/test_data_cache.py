@@ -12,7 +12,7 @@ import torch
 
 from cvae_lightning.data import load_split, make_source
 from cvae_lightning.errors import DiskFullError
-from cvae_lightning.runs import PROJECT_ROOT
+from cvae_lightning.paths import PROJECT_ROOT
 
 from conftest import class_folder, write_png
 

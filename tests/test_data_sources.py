@@ -12,7 +12,7 @@ from torchvision.datasets import CIFAR10
 
 from cvae_lightning.data import load_split, make_source
 from cvae_lightning.errors import DatasetError
-from cvae_lightning.runs import PROJECT_ROOT
+from cvae_lightning.paths import PROJECT_ROOT
 
 from conftest import read_images
 

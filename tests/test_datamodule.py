@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from cvae_lightning.datamodule import ImageDataModule, TensorBatches
 from cvae_lightning.errors import DatasetError
+from cvae_lightning.training.datamodule import ImageDataModule, TensorBatches
 
 from conftest import class_folder, read_images
 
@@ -68,9 +68,10 @@ def test_ranks_see_disjoint_halves():
     assert set(parts[0].tolist()).isdisjoint(parts[1].tolist())
 
 
-def test_unknown_dataset_is_refused():
+def test_unknown_dataset_is_refused_before_any_data_is_read():
+    dm = ImageDataModule(name="cifar")  # the source is found when the data is prepared
     with pytest.raises(DatasetError, match="data.name='cifar'.*fashion_mnist"):
-        ImageDataModule(name="cifar")
+        dm.prepare_data()
 
 
 def test_a_folder_trains_from_the_cache_with_its_classes_and_colour(tmp_path):

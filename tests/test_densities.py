@@ -3,15 +3,10 @@
 import pytest
 import torch
 
-from cvae_lightning.densities import (
-    Codes,
-    Flow,
-    GaussianMixture,
-    StandardNormal,
-    fit_all,
-    mean_log_prob,
-)
-from cvae_lightning.errors import ConfigError
+from cvae_lightning.densities.base import Codes, fit_all, mean_log_prob
+from cvae_lightning.densities.flow import Flow
+from cvae_lightning.densities.gmm import GaussianMixture
+from cvae_lightning.densities.standard import StandardNormal
 
 CENTRES = torch.tensor([[4.0, 0.0, 0.0], [-4.0, 3.0, 1.0], [0.0, -4.0, -2.0]])
 SPREAD = torch.tensor([[1.0, 0.5, 0.2], [0.3, 1.0, 0.6], [0.5, 0.5, 0.5]])
@@ -116,7 +111,7 @@ def test_save_and_load_with_weights_only_gives_the_same_draws(kind, tmp_path):
 
 
 def test_standard_normal_draws_what_the_model_draws():
-    from cvae_lightning.model import CVAE
+    from cvae_lightning.vae.model import CVAE
 
     model = CVAE(4, 16, 16).eval()
     a = model.sample(6, generator=torch.Generator().manual_seed(2))
@@ -125,16 +120,17 @@ def test_standard_normal_draws_what_the_model_draws():
 
 
 @pytest.mark.parametrize(
-    "fitter,message",
+    "build,message",
     [
-        (lambda codes: GaussianMixture.fit(codes, components=0), "components=0 is invalid"),
-        (lambda codes: Flow.fit(codes, steps=0), "steps=0"),
+        (lambda: GaussianMixture.fitter(components=0), "components=0 is invalid: it must be >= 1"),
+        (lambda: Flow.fitter(steps=0), "steps=0 is invalid: it must be >= 1"),
+        (lambda: Flow.fitter(lr=0), "lr=0 is invalid: it must be > 0"),
     ],
 )
-def test_bad_settings_name_the_key(fitter, message):
-    z, _ = clusters(100)
-    with pytest.raises(ConfigError, match=f"density.fitters.bad: {message}"):
-        fit_all({"bad": fitter}, Codes(z))
+def test_a_fitter_refuses_bad_settings_as_it_is_built(build, message):
+    """Before any training: build_fitters names the key (density.fitters.<name>.<key>)."""
+    with pytest.raises(ValueError, match=message):
+        build()
 
 
 def test_fit_all_times_each_fit_and_scores_held_out_codes():
@@ -155,11 +151,10 @@ def test_a_flow_trains_even_when_called_under_no_grad():
 
 
 def test_fitted_densities_draw_at_their_temperature_and_the_prior_at_one():
-    from cvae_lightning.densities import draw_temperature
+    from cvae_lightning.densities.base import draw_temperature
 
     z, _ = clusters(500)
     gmm = GaussianMixture.fit(Codes(z), components=3)
     assert draw_temperature(gmm, None, 0.9) == 0.9
-    assert draw_temperature(StandardNormal(3), None, 0.9) == 1.0
-    assert draw_temperature(None, None, 0.9) == 1.0  # N(0, I) through the model itself
-    assert draw_temperature(gmm, 0.5, 0.9) == draw_temperature(None, 0.5, 0.9) == 0.5
+    assert draw_temperature(StandardNormal(3), None, 0.9) == 1.0  # the prior the VAE knows
+    assert draw_temperature(gmm, 0.5, 0.9) == draw_temperature(StandardNormal(3), 0.5, 0.9) == 0.5

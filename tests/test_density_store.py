@@ -10,14 +10,13 @@ import pytest
 import torch
 from PIL import Image
 
-from cvae_lightning.densities import StandardNormal
-from cvae_lightning.density_store import best_density, load_densities, save_densities
+from cvae_lightning.densities.standard import StandardNormal
+from cvae_lightning.densities.store import best_density, load_densities, save_densities
 from cvae_lightning.errors import DensityFileError
-from cvae_lightning.loading import load_model
-from cvae_lightning.model import CVAE
-from cvae_lightning.runs import PROJECT_ROOT
+from cvae_lightning.paths import PROJECT_ROOT
+from cvae_lightning.vae.model import CVAE
 
-from conftest import read_events
+from conftest import load_run, read_events
 
 
 def test_callback_fits_every_density_and_pictures_the_best(trained_run):
@@ -28,7 +27,7 @@ def test_callback_fits_every_density_and_pictures_the_best(trained_run):
     assert blob["images"] == 256 and blob["codes"] == "mean" and blob["step"] == 24
     for report in blob["report"].values():
         assert report["fit_seconds"] >= 0 and report["test_log_likelihood"] < 100
-    model, _ = load_model(out)
+    model, _ = load_run(out)
     _, record = load_densities(path, model, step=24)
     best, why = best_density(record)
     assert "log-likelihood" in why

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from cvae_lightning.epoch_sums import EpochSums, HostCopy, means
+from cvae_lightning.training.epoch_sums import EpochSums, HostCopy, means
 
 
 def terms(loss: float) -> dict[str, torch.Tensor]:

@@ -10,18 +10,17 @@ import torch
 from hydra import compose, initialize_config_dir
 
 from cvae_lightning.errors import ConfigError
-from cvae_lightning.evaluation import evaluate_config
-from cvae_lightning.loading import load_model
-from cvae_lightning.losses import FIXED, kl_divergence
-from cvae_lightning.metrics import active_units, iwae_loss, knn_accuracy
-from cvae_lightning.runs import PROJECT_ROOT
+from cvae_lightning.evaluation.evaluate import evaluate_config
+from cvae_lightning.evaluation.reconstruction import active_units, iwae_loss, knn_accuracy
+from cvae_lightning.paths import PROJECT_ROOT
+from cvae_lightning.vae.losses import FIXED, kl_divergence
 
-from conftest import read_images, user_error
+from conftest import load_run, read_images, user_error
 
 
 @pytest.fixture(scope="module")
 def model_and_images(trained_run, cache_dir):
-    model, _ = load_model(trained_run[2])
+    model, _ = load_run(trained_run[2])
     images, _ = read_images(PROJECT_ROOT / "data", "mnist", False, 16, cache_dir)
     return model, images[:256].float().div(255)
 

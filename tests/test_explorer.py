@@ -7,10 +7,10 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from cvae_lightning.app.explorer import Explorer
 from cvae_lightning.errors import CheckpointError, ConfigError
-from cvae_lightning.explorer import Explorer
-from cvae_lightning.loading import DataSource
-from cvae_lightning.runs import PROJECT_ROOT
+from cvae_lightning.inference.run_data import DataSource
+from cvae_lightning.paths import PROJECT_ROOT
 
 
 def fitters():

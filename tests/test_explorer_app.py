@@ -12,12 +12,12 @@ import pytest
 from hydra import compose, initialize_config_dir
 from PIL import Image
 
-from cvae_lightning.runs import PROJECT_ROOT
+from cvae_lightning.paths import PROJECT_ROOT
 
 from conftest import user_error
 
 gradio_client = pytest.importorskip("gradio_client", reason="the app extra is not installed")
-from cvae_lightning.explorer_app import build_page, load_explorer, serve  # noqa: E402
+from cvae_lightning.app.page import build_page, load_explorer, serve  # noqa: E402
 
 SHIPPED = PROJECT_ROOT / "weights" / "mnist_cvae"
 

@@ -10,9 +10,10 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from cvae_lightning.checkpointing import AtomicCheckpointIO
+from cvae_lightning.cli.runs import newest_run, resume_overrides
 from cvae_lightning.errors import DiskFullError
-from cvae_lightning.runs import PROJECT_ROOT, newest_run, resume_overrides
+from cvae_lightning.paths import PROJECT_ROOT
+from cvae_lightning.training.checkpointing import AtomicCheckpointIO
 
 from conftest import user_error
 
@@ -47,7 +48,7 @@ def test_a_full_disk_keeps_the_previous_checkpoint_whole(monkeypatch, tmp_path):
 
 
 def test_a_disk_that_fills_during_training_stops_it_in_one_error(monkeypatch, tiny_cfg):
-    from cvae_lightning.training import train
+    from cvae_lightning.training.train import train
 
     instantiate(tiny_cfg.data).prepare_data()  # the data cache is not the test
     tiny_cfg.trainer.max_epochs = 3
@@ -109,7 +110,7 @@ def test_ckpt_path_last_takes_the_newest_run_and_its_overrides(tmp_path):
 
 
 def test_ckpt_path_last_without_any_run_is_one_clear_line(tmp_path, monkeypatch, capsys):
-    from cvae_lightning.runs import resume_overrides
+    from cvae_lightning.cli.runs import resume_overrides
 
     monkeypatch.chdir(tmp_path)  # train.py looks for outputs/ in the working directory
     assert user_error(capsys, resume_overrides, ["ckpt_path=last"]) == (

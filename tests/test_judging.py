@@ -3,15 +3,16 @@
 import pytest
 import torch
 
-from cvae_lightning.classifier import FeatureExtractor, ImageClassifier, load_classifier
-from cvae_lightning.judging import (
+from cvae_lightning.densities.standard import StandardNormal
+from cvae_lightning.evaluation.classifier import FeatureExtractor, ImageClassifier, load_classifier
+from cvae_lightning.evaluation.samples import (
     ClassifierVerdicts,
     distance_metrics,
     draw_samples,
     sample_quality,
 )
-from cvae_lightning.model import CVAE
-from cvae_lightning.runs import PROJECT_ROOT
+from cvae_lightning.paths import PROJECT_ROOT
+from cvae_lightning.vae.model import CVAE
 
 from conftest import read_images
 
@@ -72,8 +73,8 @@ def test_shipped_classifier_finds_the_test_digits_evenly_covered(classifier, dig
 
 def test_samples_are_deterministic_and_cycle_through_the_digits():
     model = CVAE(4, 16, 16, num_classes=10)
-    first = list(draw_samples(model, 25, 10, seed=3))
-    again = list(draw_samples(model, 25, 10, seed=3))
+    first = list(draw_samples(model, StandardNormal.of(model), 25, 10, seed=3))
+    again = list(draw_samples(model, StandardNormal.of(model), 25, 10, seed=3))
     assert [len(x) for x, _ in first] == [10, 10, 5]
     assert all(torch.equal(a[0], b[0]) for a, b in zip(first, again, strict=True))
     labels = torch.cat([y for _, y in first])
@@ -89,8 +90,10 @@ def test_the_classifier_runs_once_per_batch_for_all_metrics(classifier, digits, 
     monkeypatch.setattr(classifier, "features", lambda x: calls.append(len(x)) or features(x))
     x, y = digits
     train = (x[400:1200] * 255).round().byte()
+    model = CVAE(4, 16, 16)
+    prior = StandardNormal.of(model)
     metrics, _ = sample_quality(
-        CVAE(4, 16, 16), classifier, {"standard": None, "also": None},
+        model, classifier, {"standard": prior, "also": prior},
         test=(x[:400], y[:400]), train=train, n=400, batch=100, seed=0, kid_subset=100,
     )  # fmt: skip
     assert calls == [100] * (4 + 8 + 4 + 4 + 4)
@@ -102,7 +105,7 @@ def test_the_classifier_runs_once_per_batch_for_all_metrics(classifier, digits, 
 def test_precision_recall_and_the_memorisation_guard(classifier, digits):
     """Copies of training images: perfect precision, and a guard ratio far below real test
     images' (0 distance); noise: no precision, no recall."""
-    from cvae_lightning.judging import SetJudge
+    from cvae_lightning.evaluation.samples import SetJudge
 
     x, y = digits
     judge = SetJudge(classifier, kid_subset=100, seed=0)

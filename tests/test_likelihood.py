@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch.distributions import Normal
 
-from cvae_lightning.likelihood import LOG_SIGMA_MIN, GaussianLikelihood
+from cvae_lightning.vae.likelihood import LOG_SIGMA_MIN, GaussianLikelihood
 
 
 def test_fixed_is_the_summed_squared_error_and_its_constant_makes_it_a_gaussian():

@@ -3,8 +3,8 @@ import math
 import pytest
 import torch
 
-from cvae_lightning.likelihood import GaussianLikelihood
-from cvae_lightning.losses import kl_divergence
+from cvae_lightning.vae.likelihood import GaussianLikelihood
+from cvae_lightning.vae.losses import kl_divergence
 
 
 def test_reconstruction_is_summed_squared_error():
@@ -30,7 +30,7 @@ def test_kl_is_zero_at_the_prior():
 
 
 def test_the_kl_weight_scales_only_the_objective():
-    from cvae_lightning.losses import loss_terms
+    from cvae_lightning.vae.losses import loss_terms
 
     x, x_rec = torch.rand(4, 1, 8, 8), torch.rand(4, 1, 8, 8)
     mu, logvar = torch.randn(4, 3), torch.randn(4, 3)
@@ -41,7 +41,7 @@ def test_the_kl_weight_scales_only_the_objective():
 
 
 def test_kl_warm_up_reaches_beta_linearly():
-    from cvae_lightning.losses import kl_weight
+    from cvae_lightning.vae.losses import kl_weight
 
     assert [kl_weight(2.0, 4, s) for s in range(6)] == [0.5, 1.0, 1.5, 2.0, 2.0, 2.0]
     assert kl_weight(0.7, 0, 0) == 0.7

@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from cvae_lightning.model import CVAE, LOGVAR_MAX, count_parameters, reparameterize
+from cvae_lightning.vae.layers import LOGVAR_MAX, reparameterize
+from cvae_lightning.vae.model import CVAE, count_parameters
 
 
 def test_reference_parameter_count():

@@ -5,8 +5,8 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from cvae_lightning.epoch_sums import EpochSums, means
-from cvae_lightning.losses import FIXED, kl_divergence
+from cvae_lightning.training.epoch_sums import EpochSums, means
+from cvae_lightning.vae.losses import FIXED, kl_divergence
 
 
 @pytest.fixture
@@ -105,7 +105,7 @@ def test_channels_last_gives_the_same_loss(tiny_cfg):
     ],
 )  # fmt: skip
 def test_beta_and_kl_warm_up_change_the_objective(tiny_cfg, overrides, check):
-    from cvae_lightning.training import train
+    from cvae_lightning.training.train import train
 
     from conftest import TINY, compose_config
 
@@ -129,7 +129,7 @@ def read_hparams_of(cfg) -> dict:
 def run_tiny(tiny_cfg, *overrides, callbacks=(), graph_step=False, monkeypatch=None):
     """A tiny training run (train()) with `overrides`; graph_step: the manual step that
     model.cuda_graph captures on a GPU, run eagerly here (no CUDA graph on a CPU)."""
-    from cvae_lightning.training import train
+    from cvae_lightning.training.train import train
 
     from conftest import TINY, compose_config
 
@@ -138,7 +138,7 @@ def run_tiny(tiny_cfg, *overrides, callbacks=(), graph_step=False, monkeypatch=N
     cfg.paths.output = tiny_cfg.paths.output
     cfg.trainer.enable_progress_bar = cfg.callbacks.progress_bar is not None
     if graph_step:
-        import cvae_lightning.training as training
+        import cvae_lightning.training.train as training
 
         monkeypatch.setattr(training, "choose_cuda_graph", lambda *a: (True, None))
     return cfg, train(cfg, extra_callbacks=list(callbacks))

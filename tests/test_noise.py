@@ -4,7 +4,7 @@ from types import SimpleNamespace
 
 import torch
 
-from cvae_lightning.noise import load_noise_state, noise_state, seed_noise_for_rank
+from cvae_lightning.training.noise import load_noise_state, noise_state, seed_noise_for_rank
 
 
 def strategy(rank=0, world=1):

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from cvae_lightning import precision
-from cvae_lightning.precision import choose_precision
+from cvae_lightning.training import precision
+from cvae_lightning.training.precision import choose_precision
 
 
 @pytest.fixture
@@ -46,7 +46,7 @@ def test_a_gpu_gets_bf16_when_it_supports_it(monkeypatch, cpu, native):
 
 
 def test_training_records_the_choice_and_says_why(tiny_cfg, cpu, caplog):
-    from cvae_lightning.training import train
+    from cvae_lightning.training.train import train
 
     cpu(False, False)
     tiny_cfg.trainer.max_epochs = 1

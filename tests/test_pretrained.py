@@ -14,8 +14,8 @@ import torch
 
 from cvae_lightning import PretrainedVAE, load_pretrained
 from cvae_lightning.errors import CheckpointError, ConfigError
-from cvae_lightning.hub_layout import read_tensors
-from cvae_lightning.runs import PROJECT_ROOT
+from cvae_lightning.files import read_tensors
+from cvae_lightning.paths import PROJECT_ROOT
 
 README = (PROJECT_ROOT / "README.md").read_text()
 
@@ -106,7 +106,7 @@ def test_bad_input_gets_a_clear_error(tmp_path):
 
 def test_push_to_hub_uploads_a_folder_that_loads_back(monkeypatch, tmp_path):
     """The Hub cannot be reached here: a stand-in for its client keeps what would be sent."""
-    import cvae_lightning.pretrained as pretrained
+    import cvae_lightning.inference.hub as hub
 
     calls = []
 
@@ -119,7 +119,7 @@ def test_push_to_hub_uploads_a_folder_that_loads_back(monkeypatch, tmp_path):
             calls.append(("upload_folder", repo_id, commit_message))
             return "https://huggingface.co/someone/mnist-cvae/commit/0"
 
-    monkeypatch.setattr(pretrained, "hub_api", lambda token=None: FakeHub())
+    monkeypatch.setattr(hub, "hub_api", lambda token=None: FakeHub())
     vae = load_pretrained()
     assert vae.push_to_hub("someone/mnist-cvae").endswith("/commit/0")
     assert [c[0] for c in calls] == ["create_repo", "upload_folder"]

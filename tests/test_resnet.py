@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from cvae_lightning.model import CVAE, count_parameters
-from cvae_lightning.resnet import stage_widths
+from cvae_lightning.vae.model import CVAE, count_parameters
+from cvae_lightning.vae.resnet import stage_widths
 
 PARAMETERS_AT_64 = 971_943
 
@@ -109,7 +109,7 @@ def resnet_cfg(base, folder, out, *extra):
 @pytest.fixture(scope="module")
 def resnet_run(tmp_path_factory):
     """A tiny conditional model=resnet run on three tinted class folders."""
-    from cvae_lightning.training import train
+    from cvae_lightning.training.train import train
 
     from conftest import class_folder
 
@@ -132,7 +132,7 @@ def test_a_resnet_run_learns_its_sigma_and_keeps_its_architecture(resnet_run):
 
 
 def test_a_resnet_run_resumes_exactly(resnet_run, tmp_path):
-    from cvae_lightning.training import train
+    from cvae_lightning.training.train import train
 
     base, folder, _ = resnet_run
     runs = {}
@@ -166,13 +166,14 @@ def test_a_resnet_loads_saves_and_draws_the_class_asked_for(resnet_run, tmp_path
 def test_a_resnet_exports_to_onnx_that_agrees(resnet_run, tmp_path):
     import onnxruntime as ort
 
-    from cvae_lightning.loading import load_model
-    from cvae_lightning.onnx_export import export
+    from cvae_lightning.inference.onnx import export
 
     base, _, _ = resnet_run
     manifest = export(base / "run", tmp_path / "onnx")
     assert manifest["latent"] == 128 and manifest["image_size"] == 16
-    model, _ = load_model(base / "run")
+    from conftest import load_run
+
+    model, _ = load_run(base / "run")
     z, label = torch.randn(5, 128), torch.tensor([0, 1, 2, 1, 0])
     session = ort.InferenceSession(str(tmp_path / "onnx" / "decoder.onnx"))
     (image,) = session.run(None, {"z": z.numpy(), "label": label.numpy()})
@@ -180,8 +181,8 @@ def test_a_resnet_exports_to_onnx_that_agrees(resnet_run, tmp_path):
 
 
 def test_eval_reports_a_resnets_likelihood_in_nats(resnet_run, tmp_path):
-    from cvae_lightning.evaluation import evaluate
-    from cvae_lightning.loading import DataSource
+    from cvae_lightning.evaluation.evaluate import evaluate
+    from cvae_lightning.inference.run_data import DataSource
 
     from conftest import compose_config
 
@@ -198,8 +199,8 @@ def test_eval_reports_a_resnets_likelihood_in_nats(resnet_run, tmp_path):
 def test_the_explorer_serves_a_resnet(resnet_run):
     from hydra.utils import instantiate
 
-    from cvae_lightning.explorer import Explorer
-    from cvae_lightning.loading import DataSource
+    from cvae_lightning.app.explorer import Explorer
+    from cvae_lightning.inference.run_data import DataSource
 
     from conftest import compose_config
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from cvae_lightning.errors import CheckpointError
-from cvae_lightning.training import train
+from cvae_lightning.training.train import train
 
 
 def final_weights(run_dir):
@@ -17,7 +17,7 @@ def test_resume_from_a_run_dir_matches_an_uninterrupted_run(tiny_cfg, tmp_path, 
     """Exact on the CPU, for the automatic step and for the manual one a CUDA graph captures
     (run eagerly here), with the noise generators saved per process."""
     if graph_step:
-        import cvae_lightning.training as training
+        import cvae_lightning.training.train as training
 
         monkeypatch.setattr(training, "choose_cuda_graph", lambda *a: (True, None))
     tiny_cfg.trainer.deterministic = True
@@ -75,7 +75,7 @@ def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(tiny_cfg, tm
     import subprocess
     import sys
 
-    from cvae_lightning.runs import PROJECT_ROOT
+    from cvae_lightning.paths import PROJECT_ROOT
 
     tiny_cfg.trainer.deterministic = True
     train(tiny_cfg)  # uninterrupted: 2 epochs of 8 steps

@@ -6,10 +6,10 @@ import sys
 import pytest
 from PIL import Image
 
-from cvae_lightning.runs import PROJECT_ROOT
-from cvae_lightning.sampling import render
+from cvae_lightning.inference.sample import render
+from cvae_lightning.paths import PROJECT_ROOT
 
-from conftest import read_events, user_error
+from conftest import load_run, read_events, user_error
 
 
 def sample_config(ckpt, out, cache_dir, *overrides: str):
@@ -82,10 +82,9 @@ def test_auto_draws_from_the_runs_best_stored_density(ckpt, tmp_path, cache_dir,
     """The run folder holds densities.pt (written by the callback): auto uses the best of it."""
     import torch
 
-    from cvae_lightning.density_store import best_density, load_densities
-    from cvae_lightning.loading import load_model
+    from cvae_lightning.densities.store import best_density, load_densities
 
-    model, _ = load_model(ckpt)
+    model, _ = load_run(ckpt)
     _, record = load_densities(ckpt.parent / "densities.pt", model)
     best, _ = best_density(record)
     with caplog.at_level("INFO"):

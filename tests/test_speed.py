@@ -5,7 +5,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from cvae_lightning.training import train
+from cvae_lightning.training.train import train
 
 # Per-image validation loss after the tiny run: bf16 autocast and NHWC change rounding only.
 TOLERANCE = 0.05
@@ -115,7 +115,7 @@ def test_the_graph_path_outruns_a_plain_eager_loop(tmp_path):
     plain eager loop of benchmarks/throughput.py, same steps, bf16, channels_last."""
     import importlib.util
 
-    from cvae_lightning.runs import PROJECT_ROOT
+    from cvae_lightning.paths import PROJECT_ROOT
 
     spec = importlib.util.spec_from_file_location(
         "throughput", PROJECT_ROOT / "benchmarks" / "throughput.py"

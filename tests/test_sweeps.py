@@ -7,9 +7,9 @@ import pytest
 import yaml
 from hydra import compose, initialize_config_dir
 
+from cvae_lightning.cli.runs import check_sweep
 from cvae_lightning.errors import ConfigError
-from cvae_lightning.threads import available_cores
-from cvae_lightning.validation import check_config
+from cvae_lightning.training.threads import available_cores
 
 from conftest import CONF, TINY, compose_config, read_events, read_hparams
 from test_cli import run_script
@@ -118,11 +118,11 @@ def test_ddp_config_and_its_refusal_in_a_multirun():
     cfg = compose_config("trainer=ddp")
     # No BatchNorm collectives every forward: at 128 images per GPU they buy nothing.
     assert cfg.trainer.strategy == "ddp" and cfg.trainer.sync_batchnorm is False
-    check_config(cfg)
+    check_sweep(cfg, multirun=False)
     with pytest.raises(ConfigError, match="trainer.strategy='ddp' is invalid.*ddp_spawn"):
-        check_config(cfg, multirun=True)
+        check_sweep(cfg, multirun=True)
     cfg.trainer.strategy = "ddp_spawn"
-    check_config(cfg, multirun=True)
+    check_sweep(cfg, multirun=True)
 
 
 @pytest.mark.slow  # a sweep plugin: runs in CI (--runslow)

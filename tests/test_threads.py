@@ -2,7 +2,7 @@
 
 import torch
 
-from cvae_lightning.threads import share_cores
+from cvae_lightning.training.threads import share_cores
 
 
 def test_jobs_at_once_share_the_cores_and_one_job_keeps_them():

@@ -38,7 +38,7 @@ def test_run_dir_holds_config_logs_and_checkpoints(trained_run):
 
 
 def test_test_split_evaluation(tiny_cfg):
-    from cvae_lightning.training import train
+    from cvae_lightning.training.train import train
 
     tiny_cfg.test = True
     tiny_cfg.trainer.max_epochs = 1
@@ -69,7 +69,7 @@ def test_hparams_tab_holds_config_and_final_metrics(trained_run):
 
 
 def test_last_checkpoint_is_the_last_epoch_even_when_the_best_is_older(tiny_cfg, tmp_path):
-    from cvae_lightning.training import train
+    from cvae_lightning.training.train import train
 
     # "Best" = highest train loss: the first epoch, so the best checkpoint never moves again.
     tiny_cfg.callbacks.checkpoint.monitor = "train/loss"

@@ -6,14 +6,14 @@ import torch
 from hydra import compose, initialize_config_dir
 from PIL import Image
 
-from cvae_lightning.classifier_training import fit_classifier
-from cvae_lightning.evaluation import evaluate_config
-from cvae_lightning.loading import DataSource, checkpoint_split, load_model
-from cvae_lightning.runs import PROJECT_ROOT
-from cvae_lightning.sampling import render
-from cvae_lightning.training import train
+from cvae_lightning.evaluation.evaluate import evaluate_config
+from cvae_lightning.evaluation.train_classifier import fit_classifier
+from cvae_lightning.inference.run_data import DataSource, checkpoint_split
+from cvae_lightning.inference.sample import render
+from cvae_lightning.paths import PROJECT_ROOT
+from cvae_lightning.training.train import train
 
-from conftest import TINY, compose_config, read_events, user_error
+from conftest import TINY, compose_config, load_run, read_events, user_error
 
 
 def tool_config(name: str, *overrides: str):
@@ -35,7 +35,7 @@ def test_a_colour_folder_trains_and_every_picture_is_in_colour(colour_run):
     assert rgb(run / "images" / "final.png") and rgb(run / "images" / "recon_epoch015.png")
     config = (run / "config.yaml").read_text()
     assert "channels: 3" in config  # data.channels=auto, resolved and recorded
-    model, ckpt = load_model(run)
+    model, ckpt = load_run(run)
     assert model.channels == 3 and ckpt["hyper_parameters"]["classes"] == ["blue", "green", "red"]
     images = read_events(run).Images("images/samples")
     assert images  # TensorBoard has the grids
@@ -53,7 +53,7 @@ def test_a_colour_run_resumes_where_it_stopped(colour_run, tmp_path):
     cfg.paths.output = str(tmp_path / "resumed")
     cfg.trainer.enable_progress_bar = False
     train(cfg)
-    _, ckpt = load_model(tmp_path / "resumed")
+    _, ckpt = load_run(tmp_path / "resumed")
     assert ckpt["epoch"] == 15 and ckpt["hyper_parameters"]["channels"] == 3
 
 
@@ -126,7 +126,7 @@ def test_tools_read_the_data_the_run_was_trained_on(tiny_mnist, tmp_path):
     assert (tiny_mnist / "cache" / "mnist-test-16px-1ch").is_dir()  # ${data.root}/cache
     sample_cfg = tool_config("sample", f"ckpt_path={tmp_path / 'run'}", "mode=interpolate",
                              "interpolate=[0,99]", f"out={tmp_path / 'i.png'}")  # fmt: skip
-    _, ckpt = load_model(tmp_path / "run")
+    _, ckpt = load_run(tmp_path / "run")
     test = checkpoint_split(DataSource.of(sample_cfg.data), ckpt, train=False)
     assert len(test.images) == 100  # the run's 100 test images, not MNIST's 10,000
     assert int(test.images[99].max()) > int(test.images[0].max())  # brightness = index

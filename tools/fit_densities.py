@@ -14,17 +14,16 @@ sys.path.insert(0, str(ROOT))
 from hydra import compose, initialize_config_dir  # noqa: E402
 from hydra.utils import instantiate  # noqa: E402
 
-from cvae_lightning.cli import exit_on_user_error  # noqa: E402
-from cvae_lightning.density_store import density_path, fit_for_model, save_densities  # noqa: E402
+from cvae_lightning.cli.main import exit_on_user_error  # noqa: E402
+from cvae_lightning.cli.runs import register_resolvers  # noqa: E402
+from cvae_lightning.densities.store import density_path, fit_for_model, save_densities  # noqa: E402
 from cvae_lightning.errors import DensityFileError  # noqa: E402
-from cvae_lightning.loading import (  # noqa: E402
+from cvae_lightning.inference.checkpoint import load_model, resolve_checkpoint  # noqa: E402
+from cvae_lightning.inference.run_data import (  # noqa: E402
     DataSource,
     checkpoint_images,
-    load_model,
-    resolve_checkpoint,
     run_training_images,
 )
-from cvae_lightning.runs import register_resolvers  # noqa: E402
 
 
 def fit_run(run: str, overrides: list[str], force: bool) -> Path:

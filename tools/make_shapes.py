@@ -10,13 +10,13 @@ data.path=DIR` (eval.py finds that classifier by itself).
 
 from __future__ import annotations
 
-import argparse
 import colorsys
 import math
 import random
-from pathlib import Path
 
 from PIL import Image, ImageDraw
+
+from class_folders import write_class_folders
 
 SHAPES = ("circle", "square", "triangle", "cross", "ring", "diamond")
 
@@ -65,21 +65,5 @@ def draw(shape: str, size: int, rng: random.Random) -> Image.Image:
     return img
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("out", type=Path)
-    parser.add_argument("--n", type=int, default=12_000, help="images in all")
-    parser.add_argument("--size", type=int, default=64)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
-    rng = random.Random(args.seed)
-    for shape in SHAPES:
-        (args.out / shape).mkdir(parents=True, exist_ok=True)
-    for i in range(args.n):
-        shape = SHAPES[i % len(SHAPES)]
-        draw(shape, args.size, rng).save(args.out / shape / f"{i:06d}.png")
-    print(f"wrote {args.n} images of {len(SHAPES)} shapes to {args.out}")
-
-
 if __name__ == "__main__":
-    main()
+    write_class_folders(__doc__, SHAPES, draw)

@@ -12,14 +12,14 @@ edges are anti-aliased. Then `uv run train.py data=folder data.path=DIR` and
 
 from __future__ import annotations
 
-import argparse
 import colorsys
 import math
 import random
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from class_folders import write_class_folders
 
 TEXTURES = ("stripes", "checks", "dots", "waves", "rings", "bricks")
 SUPERSAMPLE = 2
@@ -86,21 +86,5 @@ def draw(texture: str, size: int, rng: random.Random) -> Image.Image:
     return Image.fromarray(pixels)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("out", type=Path)
-    parser.add_argument("--n", type=int, default=12_000, help="images in all")
-    parser.add_argument("--size", type=int, default=64)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
-    rng = random.Random(args.seed)
-    for texture in TEXTURES:
-        (args.out / texture).mkdir(parents=True, exist_ok=True)
-    for i in range(args.n):
-        texture = TEXTURES[i % len(TEXTURES)]
-        draw(texture, args.size, rng).save(args.out / texture / f"{i:06d}.png")
-    print(f"wrote {args.n} images of {len(TEXTURES)} textures to {args.out}")
-
-
 if __name__ == "__main__":
-    main()
+    write_class_folders(__doc__, TEXTURES, draw)

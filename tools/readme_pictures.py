@@ -8,9 +8,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cvae_lightning.cli import exit_on_user_error  # noqa: E402
-from cvae_lightning.runs import PROJECT_ROOT  # noqa: E402
-from cvae_lightning.shipped import SHIPPED, readme_pictures  # noqa: E402
+from cvae_lightning.cli.main import exit_on_user_error  # noqa: E402
+from cvae_lightning.inference.ship import readme_pictures  # noqa: E402
+from cvae_lightning.paths import (
+    PROJECT_ROOT,  # noqa: E402
+    SHIPPED,  # noqa: E402
+)
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)

@@ -9,8 +9,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cvae_lightning.cli import exit_on_user_error  # noqa: E402
-from cvae_lightning.shipped import export_model, readme_pictures  # noqa: E402
+from cvae_lightning.cli.main import exit_on_user_error  # noqa: E402
+from cvae_lightning.inference.ship import export_model, readme_pictures  # noqa: E402
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)

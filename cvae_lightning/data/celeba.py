@@ -21,6 +21,10 @@ SPLITS = {True: "0", False: "2"}
 class CelebA(Source):
     key, described, colour, classes = "celeba", "data=celeba", True, []
 
+    @classmethod
+    def from_settings(cls, name, root, path, verify, val_fraction):
+        return cls(root, verify)
+
     def __init__(self, root: str | Path, verify: bool = True):
         self.root, self.verify = Path(root), verify
         self.folder = self.root / TorchvisionCelebA.base_folder

@@ -20,6 +20,10 @@ class Cifar10(Source):
 
     key, described, colour = "cifar10", "data=cifar10", True
 
+    @classmethod
+    def from_settings(cls, name, root, path, verify, val_fraction):
+        return cls(root, verify)
+
     def __init__(self, root: str | Path, verify: bool = True):
         self.root, self.verify = Path(root), verify
         self.folder = self.root / CIFAR10.base_folder

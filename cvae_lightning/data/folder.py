@@ -63,6 +63,10 @@ class ImageFolder(Source):
 
     colour = None
 
+    @classmethod
+    def from_settings(cls, name, root, path, verify, val_fraction):
+        return cls(path, val_fraction)
+
     def __init__(self, path: str | Path | None, val_fraction: float = 0.1):
         if path is None:
             raise DatasetError(

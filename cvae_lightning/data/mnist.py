@@ -24,6 +24,10 @@ class GzDataset(Source):
 
     colour = False
 
+    @classmethod
+    def from_settings(cls, name, root, path, verify, val_fraction):
+        return cls(name, root, verify)
+
     def __init__(self, name: str, root: str | Path, verify: bool = True):
         self.key, self.root, self.verify, self.cls = name, Path(root), verify, DATASETS[name]
         self.described = f"data={name}"

@@ -21,6 +21,11 @@ class Source:
     colour: bool | None
     classes: list[str]
 
+    @classmethod
+    def from_settings(cls, name: str, root: Path | None, path, verify: bool, val_fraction: float):
+        """The source from the data settings (data.name, root, path, verify, val_fraction)."""
+        raise NotImplementedError
+
     def fingerprint(self) -> str:
         """Changes whenever the files a split is made of change."""
         raise NotImplementedError

@@ -10,8 +10,8 @@ from pathlib import Path
 import lightning as L
 import torch
 
-from cvae_lightning.checkpointing import SaveOnInterrupt, StopOnNonFiniteLoss
 from cvae_lightning.errors import NonFiniteLossError
+from cvae_lightning.training.checkpointing import SaveOnInterrupt, StopOnNonFiniteLoss
 
 
 def note(out: str, trainer: L.Trainer, what: str) -> None:

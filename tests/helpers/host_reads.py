@@ -9,7 +9,7 @@ import numbers
 import lightning as L
 import torch
 
-from cvae_lightning.epoch_sums import HostCopy
+from cvae_lightning.training.epoch_sums import HostCopy
 
 READS = ("item", "cpu", "__bool__", "__int__", "__float__", "tolist", "numpy")
 
