@@ -68,23 +68,26 @@ class GaussianMixture:
         # Each row's own Cholesky factor, a chunk of rows at a time: n x L x L at once would be
         # 0.7 GB for 10,000 samples of a 128-value latent.
         step = max(1, GATHER_BYTES // (4 * self.latent**2))
-        return torch.cat([
-            self.means[c[i:i + step], k[i:i + step]] + torch.einsum(
-                "nij,nj->ni", self.scale_tril[c[i:i + step], k[i:i + step]], eps[i:i + step])
-            for i in range(0, n, step)
-        ]) if n else self.means.new_zeros(0, self.latent)  # fmt: skip
+        chunks = []
+        for i in range(0, n, step):
+            part = slice(i, i + step)
+            tril = self.scale_tril[c[part], k[part]]
+            chunks.append(
+                self.means[c[part], k[part]] + torch.einsum("nij,nj->ni", tril, eps[part])
+            )
+        return torch.cat(chunks) if chunks else self.means.new_zeros(0, self.latent)
 
     def log_prob(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         # One mixture per class, broadcast over its rows: indexing the factors per row first
         # made rows x K x L x L floats (20 GB for 6,000 codes of a 128-value latent).
         z, c = z.cpu().float(), rows(y, len(z))
         out = z.new_empty(len(z))
-        for k in c.unique().tolist():
+        for label in c.unique().tolist():
             mixture = MixtureSameFamily(
-                Categorical(probs=self.weights[k]),
-                MultivariateNormal(self.means[k], scale_tril=self.scale_tril[k]),
+                Categorical(probs=self.weights[label]),
+                MultivariateNormal(self.means[label], scale_tril=self.scale_tril[label]),
             )
-            out[c == k] = mixture.log_prob(z[c == k])
+            out[c == label] = mixture.log_prob(z[c == label])
         return out
 
     def state(self) -> dict:
