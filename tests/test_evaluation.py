@@ -94,6 +94,12 @@ def test_eval_script_writes_json(trained_run, cache_dir, tmp_path):
     assert 0 <= m["test/recon_class_accuracy"] <= 1
     assert 0 <= m["test/recon_confident_share"] <= 1
     assert record["samples"] == 600
+    # The fitted density of lowest FID, judged again at eval.temperatures' spreads beside the
+    # one it was drawn at (density.temperature, 0.9): the run's spread is the lowest FID's.
+    fitted = min(("gaussian", "gmm", "flow"), key=lambda n: m[f"samples/{n}/fid"])
+    sweep = {t: m[f"sweep/{t}/fid"] for t in ("0.6", "0.7", "0.8", "0.9", "1")}
+    assert sweep["0.9"] == m[f"samples/{fitted}/fid"] and len(set(sweep.values())) == 5
+    assert m["sweep/temperature"] == float(min(sweep, key=sweep.get))
     assert record["classifier"]["test_accuracy"] >= 0.99
     table = proc.stdout[proc.stdout.index("density  ") :].splitlines()
     assert table[0].split() == ["density", "fid", "kid", "p>0.9", "evenness", "rarest",

@@ -140,3 +140,49 @@ def test_end_of_training_pictures_and_projector(trained_run):
     labels = meta.read_text().split()
     assert len(labels) == 64 and labels[:3] == ["7", "2", "1"]  # the first MNIST test digits
     assert (meta.parent / "sprite.png").is_file() and (meta.parent / "tensors.tsv").is_file()
+
+
+def test_the_spread_eval_swept_to_is_what_fitted_densities_then_draw_at(tmp_path, cache_dir):
+    """eval.py's sweep/temperature (its lowest FID) replaces density.temperature for the run:
+    sample.py and the Python API draw at it; temperature=... still overrides it."""
+    import json
+    import shutil
+
+    import torch
+
+    from cvae_lightning import load_pretrained
+
+    shipped = PROJECT_ROOT / "weights" / "mnist_cvae"
+    model = tmp_path / "model"
+    shutil.copytree(shipped, model)
+    record = json.loads((model / "eval" / "metrics.json").read_text())
+    record["metrics"]["sweep/temperature"] = 0.6
+    (model / "eval" / "metrics.json").write_text(json.dumps(record))
+
+    assert load_pretrained(shipped).temperature == 0.9 and load_pretrained(model).swept == 0.6
+    vae = load_pretrained(model)
+    assert vae.temperature == 0.6
+    asked = load_pretrained().generate(8, seed=1, temperature=0.6)
+    assert torch.equal(vae.generate(8, seed=1), asked)
+    swept = render_png(model, tmp_path / "swept.png", cache_dir)
+    assert swept == render_png(shipped, tmp_path / "asked.png", cache_dir, "temperature=0.6")
+    assert swept != render_png(shipped, tmp_path / "default.png", cache_dir)
+    assert render_png(model, tmp_path / "over.png", cache_dir, "temperature=0.9") == (
+        render_png(shipped, tmp_path / "default.png", cache_dir)
+    )
+
+
+def test_a_corrupt_eval_file_beside_a_model_is_one_clear_error(tmp_path, cache_dir, capsys):
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(PROJECT_ROOT / "weights" / "mnist_cvae", model)
+    (model / "eval" / "metrics.json").write_text('{"metrics": {"sweep/temp')
+    cfg = sample_config(model, tmp_path / "s.png", cache_dir)
+    code, lines = user_error(capsys, render, cfg)
+    assert code == 2 and lines == [
+        f"error: evaluation results {model / 'eval' / 'metrics.json'} are corrupt "
+        "(JSONDecodeError): delete the file, or write it anew with `uv run eval.py "
+        "ckpt_path=<the run>`"
+    ]
+    assert not (tmp_path / "s.png").exists()

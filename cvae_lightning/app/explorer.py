@@ -63,9 +63,10 @@ class Explorer:
     ) -> Explorer:
         """Everything the page needs, computed once, the model on `device`; a checkpoint that
         cannot be used is refused here (one CheckpointError/DensityFileError), before any
-        server starts. Without stored densities, `auto_fit` is fitted on the run's images."""
+        server starts. Without stored densities, `auto_fit` is fitted on the run's images.
+        Fitted densities draw at `temperature`, or the spread eval.py chose for the run."""
         vae = PretrainedVAE.load(ckpt_path, device=device)
-        vae.temperature = temperature
+        vae.temperature = vae.fitted_temperature(temperature)
         choose(vae, "auto", auto_fit, fitters, data, images=20_000, seed=seed)
         vae.densities.setdefault(STANDARD, vae.density(STANDARD))  # always offered
         model = vae.model

@@ -19,7 +19,7 @@ import torch
 from cvae_lightning.densities import KINDS
 from cvae_lightning.densities.base import Codes, Fitter, LatentDensity, fit_all
 from cvae_lightning.densities.layout import DENSITIES, read_densities, write_densities
-from cvae_lightning.errors import ConfigError, DensityFileError, require
+from cvae_lightning.errors import CheckpointError, ConfigError, DensityFileError, require
 from cvae_lightning.files import atomic_write
 from cvae_lightning.paths import shipped_fix
 from cvae_lightning.vae.latent import latent_codes
@@ -137,7 +137,7 @@ def best_density(record: dict, eval_metrics: Path | None = None) -> tuple[str, s
     log-likelihood of the test images' codes."""
     names = list(record["report"])
     if eval_metrics is not None and eval_metrics.is_file():
-        metrics = json.loads(eval_metrics.read_text()).get("metrics", {})
+        metrics = read_eval_metrics(eval_metrics)
         fids = {n: metrics[f"samples/{n}/fid"] for n in names if f"samples/{n}/fid" in metrics}
         if fids:
             name = min(fids, key=fids.get)
@@ -150,6 +150,27 @@ def best_density(record: dict, eval_metrics: Path | None = None) -> tuple[str, s
         return names[0], "the only choice recorded"
     name = max(liks, key=liks.get)
     return name, f"highest test-code log-likelihood ({liks[name]:.2f} nats)"
+
+
+def read_eval_metrics(path: Path) -> dict[str, float]:
+    """The metrics of an eval.py metrics.json; a file that cannot be read is one clear error."""
+    try:
+        metrics = json.loads(path.read_text())["metrics"]
+        assert isinstance(metrics, dict), "no metrics"
+        return metrics
+    except Exception as e:  # any unusable file is the same problem for the user
+        raise CheckpointError(
+            f"evaluation results {path} are corrupt ({type(e).__name__}): delete the file, or "
+            f"write it anew with `uv run eval.py ckpt_path=<the run>`"
+        ) from None
+
+
+def swept_temperature(eval_metrics: Path) -> float | None:
+    """The spread at which eval.py's temperature sweep found the lowest FID for the run's best
+    fitted density (what its fitted densities draw at by default); None where none ran."""
+    if not eval_metrics.is_file():
+        return None
+    return read_eval_metrics(eval_metrics).get("sweep/temperature")
 
 
 class Stored(NamedTuple):

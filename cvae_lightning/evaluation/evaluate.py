@@ -70,6 +70,8 @@ def check_eval_settings(e: Mapping) -> None:
     require(e["samples"] >= 0, "eval.samples", e["samples"], "it must be >= 0 (0 skips FID/KID)")
     t = e["temperature"]
     require(t is None or t > 0, "eval.temperature", t, "it must be null or > 0")
+    sweep = list(e["temperatures"])
+    require(all(t > 0 for t in sweep), "eval.temperatures", sweep, "each must be > 0 ([]: none)")
 
 
 @torch.no_grad()
@@ -120,7 +122,7 @@ def evaluate(
             model, classifier, densities, test=(test[0].float().div(255), test[1]),
             train=train_x, n=e["samples"], batch=e["batch_size"], seed=seed,
             kid_subset=e["kid_subset"], temperature=e["temperature"],
-            fitted_temperature=density["temperature"],
+            fitted_temperature=density["temperature"], sweep=e["temperatures"],
         )  # fmt: skip
         metrics |= quality
     out = Path(out) if out else eval_dir(path)

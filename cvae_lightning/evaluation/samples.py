@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import torch
 from torchmetrics import MeanMetric
@@ -20,7 +20,7 @@ from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.kid import KernelInceptionDistance
 from tqdm import tqdm
 
-from cvae_lightning.densities.base import LatentDensity, draw_temperature
+from cvae_lightning.densities.base import STANDARD, LatentDensity, draw_temperature
 from cvae_lightning.evaluation.classifier import FeatureExtractor, ImageClassifier
 from cvae_lightning.evaluation.neighbours import nearest_distance, precision_recall
 from cvae_lightning.inference.draw import generate
@@ -156,10 +156,14 @@ def sample_quality(
     kid_subset: int = 1000,
     temperature: float | None = None,
     fitted_temperature: float = 1.0,
+    sweep: Sequence[float] = (),
 ) -> tuple[dict[str, float], dict[str, list[float]]]:
     """For each density, n samples judged against the test images (keys samples/<name>/...);
     the first n training images judged the same way give the floor (real/...). Each density
     draws at `temperature`, or where None at 1 for N(0, I) and `fitted_temperature` otherwise.
+    With `sweep`, the fitted density of lowest FID is judged again at each of those spreads
+    (sweep/<t>/fid, kid, confident_share), and sweep/temperature is the spread of lowest FID
+    among them and the one it was first drawn at: what fitted densities then draw at.
 
     `test` is (images in [0, 1], labels); `train` holds uint8 training images, all of which the
     memorisation guard compares samples with. -> (metrics, digit shares of each set)."""
@@ -186,4 +190,19 @@ def sample_quality(
         quality, verdicts = judge.judge(draws, f"samples/{name}")
         metrics |= quality
         shares[name] = verdicts.shares().tolist()
+    fitted = [name for name, density in densities.items() if density.kind != STANDARD]
+    if sweep and fitted:
+        best = min(fitted, key=lambda name: metrics[f"samples/{name}/fid"])
+        drawn = draw_temperature(densities[best], temperature, fitted_temperature)
+        metrics |= {f"sweep/{drawn:g}/{k}": metrics[f"samples/{best}/{k}"] for k in SWEPT}
+        fids = {drawn: metrics[f"samples/{best}/fid"]}
+        for t in sorted(set(sweep) - {drawn}):
+            quality, _ = judge.judge(draw_samples(model, densities[best], n, batch, seed, t), "s")
+            metrics |= {f"sweep/{t:g}/{k}": quality[f"s/{k}"] for k in SWEPT}
+            fids[t] = quality["s/fid"]
+        metrics["sweep/temperature"] = min(fids, key=fids.get)
     return metrics, shares
+
+
+# What the temperature sweep records at each spread.
+SWEPT = ("fid", "kid", "confident_share")

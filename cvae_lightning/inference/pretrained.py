@@ -26,7 +26,12 @@ from cvae_lightning.densities.base import (
     draw_temperature,
 )
 from cvae_lightning.densities.standard import StandardNormal
-from cvae_lightning.densities.store import density_path, stored_densities
+from cvae_lightning.densities.store import (
+    density_path,
+    eval_dir,
+    stored_densities,
+    swept_temperature,
+)
 from cvae_lightning.errors import ConfigError
 from cvae_lightning.inference import draw, hub
 from cvae_lightning.inference.checkpoint import inference_device, load_model, resolve_checkpoint
@@ -55,6 +60,7 @@ class PretrainedVAE:
     path: Path | None = None  # the checkpoint file it was read from
     stored: bool = False  # whether the densities came from a file beside the checkpoint
     why: str = ""  # why `best` is the best
+    swept: float | None = None  # the spread eval.py's sweep chose for fitted densities, if any
 
     @classmethod
     def load(
@@ -75,6 +81,8 @@ class PretrainedVAE:
         stored = stored_densities(ckpt_path, model, ckpt.get("global_step"))
         temperature = ckpt.get("config", {}).get("temperature") or FITTED_TEMPERATURE
         vae = cls(model, temperature=temperature, ckpt=ckpt, source=str(path), path=ckpt_path)
+        vae.swept = swept_temperature(eval_dir(ckpt_path) / "metrics.json")
+        vae.temperature = vae.swept or temperature
         if stored is not None:
             vae.densities, vae.best, vae.why = stored.densities, stored.best, stored.why
             vae.stored, ckpt["densities"] = True, stored.record
@@ -125,6 +133,15 @@ class PretrainedVAE:
                 f"of {sorted(self.densities)}"
             )
         return self.densities[name]
+
+    def fitted_temperature(self, configured: float) -> float:
+        """What fitted densities draw at: the spread eval.py's sweep chose for this run where
+        it ran (and said so), else `configured` (density.temperature)."""
+        if self.swept is None:
+            return configured
+        log.info(f"fitted densities draw at {self.swept:g}, the spread of lowest FID in "
+                 f"eval.py's sweep (temperature=... overrides it)")  # fmt: skip
+        return self.swept
 
     # -- drawing --------------------------------------------------------------------------
 

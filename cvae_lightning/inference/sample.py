@@ -66,7 +66,8 @@ def render(cfg: DictConfig) -> Path:
     if cfg.mode == "samples":
         density = choose(vae, cfg.prior, cfg.auto_fit, fitters, data, images=cfg.density.images,
                          codes=cfg.density.codes, seed=cfg.seed)  # fmt: skip
-        t = draw_temperature(density, cfg.temperature, cfg.density.temperature)
+        fitted = vae.fitted_temperature(cfg.density.temperature)
+        t = draw_temperature(density, cfg.temperature, fitted)
         image = draw.sample_grid(model, density, cfg.n, cfg.nrow, t, cfg.seed, label)
         if model.num_classes and label is None:  # one row per class: name each
             image = label_rows(image, vae.classes)
