@@ -172,17 +172,31 @@ def test_the_spread_eval_swept_to_is_what_fitted_densities_then_draw_at(tmp_path
     )
 
 
-def test_a_corrupt_eval_file_beside_a_model_is_one_clear_error(tmp_path, cache_dir, capsys):
+@pytest.mark.parametrize(
+    "text,why",
+    [
+        ('{"metrics": {"sweep/temp', "JSONDecodeError"),
+        ("", "JSONDecodeError"),
+        ('{"metrics": []}', "AssertionError"),
+        (
+            '{"metrics": {"sweep/temperature": "hot"}}',
+            "sweep/temperature='hot' is not a spread > 0",
+        ),
+        ('{"metrics": {"sweep/temperature": 0}}', "sweep/temperature=0 is not a spread > 0"),
+    ],
+)
+def test_a_corrupt_eval_file_beside_a_model_is_one_clear_error(
+    tmp_path, cache_dir, capsys, text, why
+):
     import shutil
 
     model = tmp_path / "model"
     shutil.copytree(PROJECT_ROOT / "weights" / "mnist_cvae", model)
-    (model / "eval" / "metrics.json").write_text('{"metrics": {"sweep/temp')
+    (model / "eval" / "metrics.json").write_text(text)
     cfg = sample_config(model, tmp_path / "s.png", cache_dir)
     code, lines = user_error(capsys, render, cfg)
     assert code == 2 and lines == [
-        f"error: evaluation results {model / 'eval' / 'metrics.json'} are corrupt "
-        "(JSONDecodeError): delete the file, or write it anew with `uv run eval.py "
-        "ckpt_path=<the run>`"
+        f"error: evaluation results {model / 'eval' / 'metrics.json'} are corrupt ({why}): "
+        "delete the file, or write it anew with `uv run eval.py ckpt_path=<the run>`"
     ]
     assert not (tmp_path / "s.png").exists()

@@ -170,7 +170,14 @@ def swept_temperature(eval_metrics: Path) -> float | None:
     fitted density (what its fitted densities draw at by default); None where none ran."""
     if not eval_metrics.is_file():
         return None
-    return read_eval_metrics(eval_metrics).get("sweep/temperature")
+    t = read_eval_metrics(eval_metrics).get("sweep/temperature")
+    if t is not None and not (isinstance(t, int | float) and t > 0):
+        raise CheckpointError(
+            f"evaluation results {eval_metrics} are corrupt (sweep/temperature={t!r} is not a "
+            f"spread > 0): delete the file, or write it anew with `uv run eval.py ckpt_path=<the "
+            f"run>`"
+        )
+    return t
 
 
 class Stored(NamedTuple):
