@@ -152,6 +152,14 @@ def best_density(record: dict, eval_metrics: Path | None = None) -> tuple[str, s
     return name, f"highest test-code log-likelihood ({liks[name]:.2f} nats)"
 
 
+def corrupt_eval(path: Path, why: str) -> CheckpointError:
+    """The one error for an eval.py metrics.json that cannot be used, and its fix."""
+    return CheckpointError(
+        f"evaluation results {path} are corrupt ({why}): delete the file, or write it anew with "
+        "`uv run eval.py ckpt_path=<the run>`"
+    )
+
+
 def read_eval_metrics(path: Path) -> dict[str, float]:
     """The metrics of an eval.py metrics.json; a file that cannot be read is one clear error."""
     try:
@@ -159,10 +167,7 @@ def read_eval_metrics(path: Path) -> dict[str, float]:
         assert isinstance(metrics, dict), "no metrics"
         return metrics
     except Exception as e:  # any unusable file is the same problem for the user
-        raise CheckpointError(
-            f"evaluation results {path} are corrupt ({type(e).__name__}): delete the file, or "
-            f"write it anew with `uv run eval.py ckpt_path=<the run>`"
-        ) from None
+        raise corrupt_eval(path, type(e).__name__) from None
 
 
 def swept_temperature(eval_metrics: Path) -> float | None:
@@ -172,11 +177,7 @@ def swept_temperature(eval_metrics: Path) -> float | None:
         return None
     t = read_eval_metrics(eval_metrics).get("sweep/temperature")
     if t is not None and not (isinstance(t, int | float) and t > 0):
-        raise CheckpointError(
-            f"evaluation results {eval_metrics} are corrupt (sweep/temperature={t!r} is not a "
-            f"spread > 0): delete the file, or write it anew with `uv run eval.py ckpt_path=<the "
-            f"run>`"
-        )
+        raise corrupt_eval(eval_metrics, f"sweep/temperature={t!r} is not a spread > 0")
     return t
 
 
