@@ -142,10 +142,14 @@ def test_end_of_training_pictures_and_projector(trained_run):
     assert (meta.parent / "sprite.png").is_file() and (meta.parent / "tensors.tsv").is_file()
 
 
-def test_the_spread_eval_swept_to_is_what_fitted_densities_then_draw_at(tmp_path, cache_dir):
+def test_the_spread_eval_swept_to_is_what_fitted_densities_then_draw_at(
+    tmp_path, cache_dir, caplog
+):
     """eval.py's sweep/temperature (its lowest FID) replaces density.temperature for the run:
-    sample.py and the Python API draw at it; temperature=... still overrides it."""
+    sample.py and the Python API draw at it (the console says so, but not for N(0, I), which
+    it does not touch); temperature=... still overrides it."""
     import json
+    import logging
     import shutil
 
     import torch
@@ -164,7 +168,12 @@ def test_the_spread_eval_swept_to_is_what_fitted_densities_then_draw_at(tmp_path
     assert vae.temperature == 0.6
     asked = load_pretrained().generate(8, seed=1, temperature=0.6)
     assert torch.equal(vae.generate(8, seed=1), asked)
-    swept = render_png(model, tmp_path / "swept.png", cache_dir)
+    with caplog.at_level(logging.INFO):
+        swept = render_png(model, tmp_path / "swept.png", cache_dir)
+        assert "fitted densities draw at 0.6" in caplog.text
+        caplog.clear()
+        render_png(model, tmp_path / "standard.png", cache_dir, "prior=standard")
+        assert "fitted densities draw at" not in caplog.text
     assert swept == render_png(shipped, tmp_path / "asked.png", cache_dir, "temperature=0.6")
     assert swept != render_png(shipped, tmp_path / "default.png", cache_dir)
     assert render_png(model, tmp_path / "over.png", cache_dir, "temperature=0.9") == (

@@ -134,13 +134,15 @@ class PretrainedVAE:
             )
         return self.densities[name]
 
-    def fitted_temperature(self, configured: float) -> float:
+    def fitted_temperature(self, configured: float, drawing: LatentDensity | None = None) -> float:
         """What fitted densities draw at: the spread eval.py's sweep chose for this run where
-        it ran (and said so), else `configured` (density.temperature)."""
+        it ran, else `configured` (density.temperature). Said in the console, unless the
+        density `drawing` from is N(0, I), which the spread does not touch."""
         if self.swept is None:
             return configured
-        log.info(f"fitted densities draw at {self.swept:g}, the spread of lowest FID in "
-                 f"eval.py's sweep (temperature=... overrides it)")  # fmt: skip
+        if drawing is None or drawing.kind != STANDARD:
+            log.info(f"fitted densities draw at {self.swept:g}, the spread of lowest FID in "
+                     f"eval.py's sweep (temperature=... overrides it)")  # fmt: skip
         return self.swept
 
     # -- drawing --------------------------------------------------------------------------

@@ -66,7 +66,7 @@ def render(cfg: DictConfig) -> Path:
     if cfg.mode == "samples":
         density = choose(vae, cfg.prior, cfg.auto_fit, fitters, data, images=cfg.density.images,
                          codes=cfg.density.codes, seed=cfg.seed)  # fmt: skip
-        fitted = vae.fitted_temperature(cfg.density.temperature)
+        fitted = vae.fitted_temperature(cfg.density.temperature, density)
         t = draw_temperature(density, cfg.temperature, fitted)
         image = draw.sample_grid(model, density, cfg.n, cfg.nrow, t, cfg.seed, label)
         if model.num_classes and label is None:  # one row per class: name each
