@@ -77,6 +77,23 @@ def test_a_slider_move_is_one_plain_http_call(conditional_colour_app):
     assert decoded["url"].endswith(".png") and where["url"].endswith(".png")
 
 
+def test_the_temperature_slider_names_the_runs_own_default(tmp_path):
+    """A run whose eval.py sweep chose 0.6 draws its fitted densities there, and the page's
+    slider says so (its 0 means that default)."""
+    import json
+
+    import gradio as gr
+
+    model = tmp_path / "model"
+    shutil.copytree(SHIPPED, model)
+    record = json.loads((model / "eval" / "metrics.json").read_text())
+    record["metrics"]["sweep/temperature"] = 0.6
+    (model / "eval" / "metrics.json").write_text(json.dumps(record))
+    page = build_page(load_explorer(app_config(f"ckpt_path={model}")))
+    labels = [b.label for b in page.blocks.values() if isinstance(b, gr.Slider)]
+    assert "temperature (0: the default: 0.6 fitted, 1 for N(0, I))" in labels
+
+
 def test_host_defaults_to_this_machine_and_no_share_link(monkeypatch, trained_run, cache_dir):
     cfg = app_config(f"ckpt_path={trained_run[2]}", f"data.cache_dir={cache_dir}")
     assert cfg.host == "127.0.0.1"

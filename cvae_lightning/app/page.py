@@ -67,7 +67,7 @@ def build_page(e: Explorer) -> gr.Blocks:
                 density = gr.Dropdown(densities, value="auto", label="density (z from)")
                 temperature = gr.Slider(
                     0, 2, value=0, step=0.05,
-                    label="temperature (0: the default: 0.9 fitted, 1 for N(0, I))",
+                    label=f"temperature (0: the default: {e.temperature:g} fitted, 1 for N(0, I))",
                 )  # fmt: skip
                 seed = gr.Number(0, precision=0, label="seed")
                 count = gr.Slider(1, 256, value=16, step=1, label="count")
