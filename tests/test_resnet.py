@@ -7,7 +7,7 @@ import torch
 from cvae_lightning.vae.model import CVAE, count_parameters
 from cvae_lightning.vae.resnet import stage_widths
 
-PARAMETERS_AT_64 = 971_943
+PARAMETERS_AT_64 = 5_500_195
 
 
 def resnet(**kwargs) -> CVAE:
@@ -33,18 +33,21 @@ def test_widths_double_up_to_the_cap():
 def test_the_parameter_count_grows_with_a_stage_not_with_the_square_of_the_size():
     small, large = resnet(), resnet(image_size=128)
     at_64, at_128 = count_parameters(small), count_parameters(large)
-    # The defaults (conf/model/resnet.yaml: width 16, one block a stage, a 2 x 8 x 8 latent).
+    # The defaults (conf/model/resnet.yaml: width 16, one block a stage, a vector latent of
+    # 128 read from a 4x4 map).
     assert at_64 == PARAMETERS_AT_64
-    # One more stage (at width 256); the latent stays a 2 x 8 x 8 map read by 1x1 convs.
+    # One more stage (at width 256); the heads read the same 4x4 map, so they keep their size.
     assert small.latent == large.latent == 128
-    assert at_128 < 5 * at_64
-    # A vector latent's heads read the flattened bottom map: fixed size too.
-    flat = [resnet(image_size=s, latent_map=0, bottom=4).encoder.mu for s in (64, 128)]
-    assert flat[0].weight.shape == flat[1].weight.shape
+    assert small.encoder.mu.weight.shape == large.encoder.mu.weight.shape
+    assert at_128 < 2 * at_64
+    # A spatial latent (2 x 8 x 8, read by 1x1 convs): the same 128 values at any size.
+    spatial = [resnet(image_size=s, latent_map=2, bottom=8) for s in (64, 128)]
+    assert spatial[0].latent == spatial[1].latent == 128
+    assert all(m.encoder.mu.kernel_size == (1, 1) for m in spatial)
 
 
 def test_a_spatial_latent_is_a_vector_to_everything_outside():
-    model = resnet(image_size=128, latent_map=4, latent=4 * 8 * 8).eval()
+    model = resnet(image_size=128, bottom=8, latent_map=4, latent=4 * 8 * 8).eval()
     z, mu, _ = model.encode(torch.rand(3, 3, 128, 128))
     assert z.shape == mu.shape == (3, 256)
     assert model.decode(z).shape == (3, 3, 128, 128)

@@ -17,7 +17,7 @@ from cvae_lightning.vae.resnet import ResDecoder, ResEncoder, check_resnet
 ARCHITECTURES = {
     "reference": {"max_filters": 64},
     "resnet": {
-        "width": 16, "max_width": 256, "blocks": 1, "norm": "batch", "bottom": 8, "latent_map": 2,
+        "width": 16, "max_width": 256, "blocks": 1, "norm": "batch", "bottom": 4, "latent_map": 0,
     },
 }  # fmt: skip
 
