@@ -127,6 +127,19 @@ def read_hparams(run_dir: Path) -> tuple[dict, list[str]]:
     return values, metrics
 
 
+def swept_shipped_copy(dest: Path, temperature: float) -> Path:
+    """A copy of the shipped model whose eval.py sweep chose `temperature` (its fitted
+    densities' default spread from then on)."""
+    import json
+    import shutil
+
+    shutil.copytree(PROJECT_ROOT / "weights" / "mnist_cvae", dest)
+    record = json.loads((dest / "eval" / "metrics.json").read_text())
+    record["metrics"]["sweep/temperature"] = temperature
+    (dest / "eval" / "metrics.json").write_text(json.dumps(record))
+    return dest
+
+
 def pytest_addoption(parser):
     parser.addoption("--runslow", action="store_true", help="also run tests marked slow")
 

@@ -14,7 +14,7 @@ from PIL import Image
 
 from cvae_lightning.paths import PROJECT_ROOT
 
-from conftest import user_error
+from conftest import swept_shipped_copy, user_error
 
 gradio_client = pytest.importorskip("gradio_client", reason="the app extra is not installed")
 from cvae_lightning.app.page import build_page, load_explorer, serve  # noqa: E402
@@ -80,15 +80,9 @@ def test_a_slider_move_is_one_plain_http_call(conditional_colour_app):
 def test_the_temperature_slider_names_the_runs_own_default(tmp_path):
     """A run whose eval.py sweep chose 0.6 draws its fitted densities there, and the page's
     slider says so (its 0 means that default)."""
-    import json
-
     import gradio as gr
 
-    model = tmp_path / "model"
-    shutil.copytree(SHIPPED, model)
-    record = json.loads((model / "eval" / "metrics.json").read_text())
-    record["metrics"]["sweep/temperature"] = 0.6
-    (model / "eval" / "metrics.json").write_text(json.dumps(record))
+    model = swept_shipped_copy(tmp_path / "model", 0.6)
     page = build_page(load_explorer(app_config(f"ckpt_path={model}")))
     labels = [b.label for b in page.blocks.values() if isinstance(b, gr.Slider)]
     assert "temperature (0: the default: 0.6 fitted, 1 for N(0, I))" in labels

@@ -9,7 +9,7 @@ from PIL import Image
 from cvae_lightning.inference.sample import render
 from cvae_lightning.paths import PROJECT_ROOT
 
-from conftest import load_run, read_events, user_error
+from conftest import load_run, read_events, swept_shipped_copy, user_error
 
 
 def sample_config(ckpt, out, cache_dir, *overrides: str):
@@ -148,20 +148,14 @@ def test_the_spread_eval_swept_to_is_what_fitted_densities_then_draw_at(
     """eval.py's sweep/temperature (its lowest FID) replaces density.temperature for the run:
     sample.py and the Python API draw at it (the console says so, but not for N(0, I), which
     it does not touch); temperature=... still overrides it."""
-    import json
     import logging
-    import shutil
 
     import torch
 
     from cvae_lightning import load_pretrained
 
     shipped = PROJECT_ROOT / "weights" / "mnist_cvae"
-    model = tmp_path / "model"
-    shutil.copytree(shipped, model)
-    record = json.loads((model / "eval" / "metrics.json").read_text())
-    record["metrics"]["sweep/temperature"] = 0.6
-    (model / "eval" / "metrics.json").write_text(json.dumps(record))
+    model = swept_shipped_copy(tmp_path / "model", 0.6)
 
     assert load_pretrained(shipped).temperature == 0.9 and load_pretrained(model).swept == 0.6
     vae = load_pretrained(model)
