@@ -79,10 +79,10 @@ class PretrainedVAE:
         ckpt_path = resolve_checkpoint(path)
         model, ckpt = load_model(ckpt_path, inference_device(device))
         stored = stored_densities(ckpt_path, model, ckpt.get("global_step"))
-        temperature = ckpt.get("config", {}).get("temperature") or FITTED_TEMPERATURE
-        vae = cls(model, temperature=temperature, ckpt=ckpt, source=str(path), path=ckpt_path)
-        vae.swept = swept_temperature(eval_dir(ckpt_path) / "metrics.json")
-        vae.temperature = vae.swept or temperature
+        configured = ckpt.get("config", {}).get("temperature") or FITTED_TEMPERATURE
+        swept = swept_temperature(eval_dir(ckpt_path) / "metrics.json")
+        vae = cls(model, temperature=swept or configured, ckpt=ckpt, source=str(path),
+                  path=ckpt_path, swept=swept)  # fmt: skip
         if stored is not None:
             vae.densities, vae.best, vae.why = stored.densities, stored.best, stored.why
             vae.stored, ckpt["densities"] = True, stored.record
